@@ -1,0 +1,106 @@
+"""How face crops are named and recorded, so train-time splits know their origin.
+
+A crop's file name says which video and which frame it came from:
+
+    <subject>_<video stem>_<8 hex of the video's sha1>_f<frame:06d>[_<face>].png
+
+e.g. ``subject01_real_3fa2c1d9_f000042.png``. The hash is of the video's bytes, so
+the same video always gives the same names (re-running is idempotent) and two
+different ``real.mp4`` files never collide. ``manifest.csv`` beside the crops holds
+the full source path, subject, frame, box and confidence of every crop.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from liveness.fileio import atomic_write_text
+
+MANIFEST_NAME = "manifest.csv"
+CROP_SUFFIX = ".png"
+_NAME = re.compile(r"^(?P<source>.+_[0-9a-f]{8})_f(?P<frame>\d{6,})(?:_(?P<face>\d+))?$")
+_SLUG = re.compile(r"[^A-Za-z0-9-]+")
+
+
+def slug(text: str) -> str:
+    """File-name-safe text: letters, digits and '-' only (underscore separates fields)."""
+    return _SLUG.sub("-", text).strip("-") or "x"
+
+
+def video_digest(path: Path) -> str:
+    """Hex sha1 of a video file's bytes: its identity, whatever its name."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def source_key(video: Path, digest: str) -> str:
+    """`<subject>_<stem>_<hash8>`: the subject is the video's folder name."""
+    subject = slug(video.resolve().parent.name)
+    return f"{subject}_{slug(video.stem)}_{digest[:8]}"
+
+
+def crop_name(source: str, frame: int, face: int = 0) -> str:
+    """File name of the `face`-th face (0 = most confident) of `frame` of `source`."""
+    extra = f"_{face}" if face else ""
+    return f"{source}_f{frame:06d}{extra}{CROP_SUFFIX}"
+
+
+def parse_crop_name(name: str) -> tuple[str, int] | None:
+    """(source key, frame index) from a crop's file name, or None for foreign names."""
+    m = _NAME.match(Path(name).stem)
+    return (m["source"], int(m["frame"])) if m else None
+
+
+@dataclass
+class ManifestRow:
+    file: str  # crop file name, relative to the manifest's folder
+    source: str  # the source key in the name
+    video: str  # the video's path as given, or 'webcam N'
+    subject: str  # folder the video was in
+    frame: int
+    x1: int
+    y1: int
+    x2: int
+    y2: int
+    confidence: float
+
+
+def read_manifest(folder: Path) -> dict[str, ManifestRow]:
+    path = Path(folder) / MANIFEST_NAME
+    if not path.is_file():
+        return {}
+    rows = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        for raw in csv.DictReader(fh):
+            try:
+                row = ManifestRow(
+                    file=raw["file"], source=raw["source"], video=raw["video"], subject=raw["subject"],
+                    frame=int(raw["frame"]), x1=int(raw["x1"]), y1=int(raw["y1"]), x2=int(raw["x2"]),
+                    y2=int(raw["y2"]), confidence=float(raw["confidence"]),
+                )
+            except (KeyError, TypeError, ValueError):
+                continue  # a hand-edited or foreign row: the file name still carries the origin
+            rows[row.file] = row
+    return rows
+
+
+def write_manifest(folder: Path, new_rows: list[ManifestRow]) -> None:
+    """Merge `new_rows` into the folder's manifest (rewritten atomically, sorted)."""
+    rows = read_manifest(folder)
+    rows.update({r.file: r for r in new_rows})
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=[f.name for f in fields(ManifestRow)], lineterminator="\n")
+    writer.writeheader()
+    for key in sorted(rows):
+        row = asdict(rows[key])
+        row["confidence"] = f"{row['confidence']:.4f}"
+        writer.writerow(row)
+    atomic_write_text(Path(folder) / MANIFEST_NAME, buf.getvalue())

@@ -1,0 +1,48 @@
+"""Atomic writes: an interrupted run leaves the user's earlier file intact."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path` (same suffix); on success it replaces `path`.
+
+    The temporary file lives in the same folder, so `os.replace` is atomic; on any
+    error it is removed and `path` is untouched.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_image(path: Path, image: np.ndarray) -> None:
+    """Encode by the file's extension and write atomically (no half-written PNGs)."""
+    ok, buf = cv2.imencode(Path(path).suffix or ".png", image)
+    if not ok:
+        raise OSError(f"cannot encode image for {path}")
+    atomic_write_bytes(path, buf.tobytes())

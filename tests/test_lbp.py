@@ -1,0 +1,228 @@
+"""Tests for liveness.lbp: colour-texture LBP features and the LBPClassifier."""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import pytest
+
+
+from liveness.lbp import LBP_SIZE, LBPClassifier, feature_length, lbp_features, lbp_features_batch  # noqa: E402
+
+
+def _golden_image() -> np.ndarray:
+    """Seeded 64x64 BGR image: colour gradients plus Gaussian noise (no resize involved)."""
+    rng = np.random.default_rng(1234)
+    yy, xx = np.mgrid[0:64, 0:64]
+    base = np.stack([60 + 2 * xx, 90 + yy, 150 + xx + yy // 2], axis=-1).astype(np.float64)
+    return np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+
+
+def _smooth_patch(rng: np.random.Generator, size: int = LBP_SIZE) -> np.ndarray:
+    """Skin-ish BGR patch: low-frequency random shading plus sensor noise."""
+    import cv2
+
+    coarse = rng.normal(0, 25, (6, 6, 3))
+    shading = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
+    skin = np.array([120, 150, 200], dtype=np.float64) + rng.normal(0, 15, 3)  # B, G, R
+    noise = rng.normal(0, 4, (size, size, 3))
+    return np.clip(skin + shading + noise, 0, 255).astype(np.uint8)
+
+
+def _replayed(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The same patch as a screen replay would show it: moire sinusoid and a blue cast."""
+    h, w = patch.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    theta = rng.uniform(0, np.pi)
+    freq = rng.uniform(0.15, 0.3)  # cycles per pixel
+    moire = 18 * np.sin(2 * np.pi * freq * (xx * np.cos(theta) + yy * np.sin(theta)) + rng.uniform(0, 2 * np.pi))
+    out = patch.astype(np.float64) + moire[..., None]
+    out += np.array([30.0, 0.0, -20.0])  # B up, R down
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _two_class_set(n_per_class: int, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    live = [_smooth_patch(rng) for _ in range(n_per_class)]
+    fake = [_replayed(_smooth_patch(rng), rng) for _ in range(n_per_class)]
+    return live + fake, np.array([1] * n_per_class + [0] * n_per_class)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[LBPClassifier, list[np.ndarray], np.ndarray, np.ndarray]:
+    """(model, training faces, labels, the model's scores on those faces), built once."""
+    faces, labels = _two_class_set(30, seed=7)
+    model = LBPClassifier(seed=0).fit(faces, labels)
+    return model, faces, labels, model.score(faces)
+
+
+# --- features -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("points", "radii"), [(8, (1, 2)), (8, (1,)), (16, (2, 3))])
+def test_features_shape_normalised_finite_deterministic(points: int, radii: tuple[int, ...]) -> None:
+    img = _golden_image()
+    f = lbp_features(img, points=points, radii=radii)
+    assert f.dtype == np.float32 and f.ndim == 1
+    assert len(f) == 6 * len(radii) * (points + 2) == feature_length(points, radii)
+    assert np.isfinite(f).all() and (f >= 0).all()
+    np.testing.assert_allclose(f.reshape(-1, points + 2).sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(f, lbp_features(img, points=points, radii=radii))
+
+
+def test_features_golden() -> None:
+    # Catches any change to the feature definition (colour spaces, channel order, LBP
+    # method, border handling, normalisation). Block 0 is H at radius 1, block 6 is V at radius 1.
+    f = lbp_features(_golden_image())
+    np.testing.assert_allclose(f[:5], [0.1530, 0.1199, 0.0395, 0.0385, 0.0216], atol=1e-4)
+    np.testing.assert_allclose(f[60:65], [0.1576, 0.1158, 0.0416, 0.0362, 0.0258], atol=1e-4)
+
+
+def test_features_any_size_and_grey() -> None:
+    rng = np.random.default_rng(0)
+    for shape in [(200, 150, 3), (20, 31, 3), (64, 64), (64, 64, 4)]:
+        f = lbp_features(rng.integers(0, 256, shape, dtype=np.uint8))
+        assert f.shape == (feature_length(),)
+    # Resizing happens first: a 2x upscaled image with INTER_AREA back to 64 is the same crop.
+    img = _golden_image()
+    big = np.repeat(np.repeat(img, 2, axis=0), 2, axis=1)
+    np.testing.assert_array_equal(lbp_features(big), lbp_features(img))
+
+
+def test_features_reject_bad_input() -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        lbp_features(np.zeros((64, 64, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        lbp_features(np.zeros((64, 64, 2), dtype=np.uint8))
+    with pytest.raises(ValueError, match="empty"):
+        lbp_features(np.zeros((0, 64, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match="size"):
+        lbp_features(_golden_image(), size=4, radii=(1, 2))
+    with pytest.raises(TypeError):
+        lbp_features([[1, 2], [3, 4]])  # type: ignore[arg-type]
+
+
+def test_different_textures_give_different_features() -> None:
+    yy, xx = np.mgrid[0:LBP_SIZE, 0:LBP_SIZE]
+    gradient = np.stack([xx * 3, yy * 3, (xx + yy) * 2], axis=-1).clip(0, 255).astype(np.uint8)
+    noisy = np.random.default_rng(3).integers(0, 256, (LBP_SIZE, LBP_SIZE, 3), dtype=np.uint8)
+    fg, fn = lbp_features(gradient), lbp_features(noisy)
+    # 12 histograms each summing to 1: L1 distance 0 is identical, 24 is disjoint.
+    assert np.abs(fg - fn).sum() > 6.0
+
+
+def test_batch() -> None:
+    faces = [_golden_image(), np.random.default_rng(1).integers(0, 256, (80, 70, 3), dtype=np.uint8)]
+    batch = lbp_features_batch(faces, radii=(1,))
+    assert batch.shape == (2, feature_length(8, (1,))) and batch.dtype == np.float32
+    np.testing.assert_array_equal(batch[0], lbp_features(faces[0], radii=(1,)))
+    assert lbp_features_batch([], radii=(1, 2, 3)).shape == (0, feature_length(8, (1, 2, 3)))
+
+
+# --- classifier ---------------------------------------------------------------
+
+
+def test_classifier_separates_and_scores_in_range(fitted) -> None:
+    model, faces, labels, s = fitted
+    assert s.shape == (len(faces),) and s.dtype == np.float64
+    assert ((s >= 0) & (s <= 1)).all()
+    assert ((s > 0.5).astype(int) == labels).mean() > 0.9
+    # And on faces it has not seen.
+    test_faces, test_labels = _two_class_set(10, seed=99)
+    assert ((model.score(test_faces) > 0.5).astype(int) == test_labels).mean() > 0.9
+
+
+def test_classifier_is_deterministic(fitted) -> None:
+    _, faces, labels, scores = fitted
+    again = LBPClassifier(seed=0).fit(faces, labels)
+    np.testing.assert_array_equal(again.score(faces[:6]), scores[:6])
+
+
+def test_classifier_rejects_bad_use() -> None:
+    faces, labels = _two_class_set(2, seed=1)
+    with pytest.raises(RuntimeError):
+        LBPClassifier().score(faces)
+    with pytest.raises(ValueError):
+        LBPClassifier().fit(faces, labels[:-1])
+    with pytest.raises(ValueError):
+        LBPClassifier().fit(faces, np.ones(len(faces), dtype=int))
+    with pytest.raises(ValueError):
+        LBPClassifier().fit(faces, labels * 2)
+    with pytest.raises(ValueError):
+        LBPClassifier(C=0)
+
+
+def test_save_load_round_trip(fitted, tmp_path: pathlib.Path) -> None:
+    model, faces, _, scores = fitted
+    path = tmp_path / "lbp_model.npz"
+    model.save(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lbp_model.npz"]  # no temp file left behind
+    loaded = LBPClassifier.load(path)
+    assert (loaded.size, loaded.points, loaded.radii, loaded.C, loaded.seed) == (
+        model.size, model.points, model.radii, model.C, model.seed,
+    )
+    np.testing.assert_array_equal(loaded.score(faces), scores)
+    # Overwriting an existing file goes through the same atomic replace.
+    loaded.save(path)
+    np.testing.assert_array_equal(LBPClassifier.load(path).score(faces[:4]), scores[:4])
+
+
+def test_save_keeps_the_given_name(fitted, tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "model.bin"
+    fitted[0].save(path)
+    assert path.is_file() and not (tmp_path / "model.bin.npz").exists()
+
+
+def test_load_corrupt_file_raises_value_error(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "corrupt.npz"
+    path.write_bytes(np.random.default_rng(0).bytes(2048))
+    with pytest.raises(ValueError, match="corrupt.npz") as info:
+        LBPClassifier.load(path)
+    assert "\n" not in str(info.value)
+    # A zip-looking header with garbage after it.
+    path.write_bytes(b"PK\x03\x04" + np.random.default_rng(1).bytes(500))
+    with pytest.raises(ValueError, match="corrupt.npz"):
+        LBPClassifier.load(path)
+
+
+def _resave(src: pathlib.Path, dst: pathlib.Path, **changes) -> None:
+    with np.load(src, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays.update(changes)
+    for k, v in list(arrays.items()):
+        if v is None:
+            del arrays[k]
+    np.savez(dst, **arrays)
+
+
+def test_load_refuses_object_arrays_and_malformed_models(fitted, tmp_path: pathlib.Path) -> None:
+    good = tmp_path / "good.npz"
+    fitted[0].save(good)
+    bad = tmp_path / "bad.npz"
+    d = feature_length()
+    # np.savez pickles an object array; load must refuse it rather than unpickle.
+    _resave(good, bad, coef=np.array([{"payload": 1}] * d, dtype=object).reshape(1, d))
+    with pytest.raises(ValueError, match=r"bad\.npz.*[Oo]bject"):
+        LBPClassifier.load(bad)
+    cases = [
+        {"coef": None},
+        {"format": np.array("something-else/1")},
+        {"params": np.array("{not json")},
+        {"params": np.array('{"size": 64, "points": 8, "radii": [1, 2], "C": 1.0}')},
+        {"scaler_mean": np.zeros(d - 1)},
+        {"scaler_scale": np.zeros(d)},
+        {"classes": np.array([0, 2])},
+        {"intercept": np.array(["x"])},
+    ]
+    for change in cases:
+        _resave(good, bad, **change)
+        with pytest.raises(ValueError, match="bad.npz"):
+            LBPClassifier.load(bad)
+    # A plain .npy array is not a model either.
+    np.save(tmp_path / "arr.npy", np.zeros(3))
+    with pytest.raises(ValueError, match="arr.npy"):
+        LBPClassifier.load(tmp_path / "arr.npy")
+    # A missing file is an ordinary OSError, not a malformed model.
+    with pytest.raises(FileNotFoundError):
+        LBPClassifier.load(tmp_path / "missing.npz")
