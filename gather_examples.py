@@ -70,13 +70,22 @@ def gather_video(
     padding: float = 0.0,
     max_frames: int | None = None,
     progress: bool = True,
+    rows: list[ManifestRow] | None = None,
 ) -> tuple[VideoSummary, list[ManifestRow]]:
-    """Detect faces in one video file or live source and save the crops into `output`."""
+    """Detect faces in one video file or live source and save the crops into `output`.
+
+    A row per crop is appended to `rows` (returned) as soon as the crop is on disk, so a
+    caller that passes its own list still has them after a Ctrl-C.
+    """
     summary = VideoSummary(str(source))
-    rows: list[ManifestRow] = []
+    rows = [] if rows is None else rows
     started = time.perf_counter()
     if source.kind == "file":
-        key = source_key(source.value, video_digest(source.value))
+        try:
+            digest = video_digest(source.value)
+        except OSError as e:
+            raise UserError(f"cannot read {source.value}: {e.strerror}") from None
+        key = source_key(source.value, digest)
         subject = slug(Path(source.value).resolve().parent.name)
     else:  # live: name by device and start time, so sessions never collide
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -120,6 +129,18 @@ def gather_video(
     if summary.frames_read == 0:
         raise UserError(f"{source} has no frames (empty, truncated or not a video)")
     return summary, rows
+
+
+def probe_input(source: Source) -> None:
+    """Open a single input (and decode a file's first frame), or raise a UserError."""
+    cap = open_capture(source)
+    try:
+        if source.kind == "file":
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                raise UserError(f"{source} has no frames (empty, truncated or not a video)")
+    finally:
+        cap.release()
 
 
 def print_summary(summaries: list[VideoSummary]) -> None:
@@ -166,22 +187,22 @@ def run(
     if max_frames is not None and max_frames < 1:
         raise UserError(f"--max-frames must be 1 or more, got {max_frames}")
     source = resolve_source(input)
+    if label_from_names and source.kind not in ("file", "folder"):
+        raise UserError("--label-from-name needs video files, not a live source")
     if source.kind == "folder":
         videos = [Source("file", p) for p in list_videos(source.value)]
         if not videos:
             raise UserError(f"no video files under {source.value}")
     else:
         videos = [source]
+        if label_from_names and label_from_name(source.value.name) is None:
+            raise UserError(f"{source} says neither real nor fake in its name (real*, live*, fake*, spoof*, replay*, ...)")
+        probe_input(source)  # a bad single input fails here, before anything is created
     face_detector = det.FaceDetector(
         detector_dir=Path(detector) if detector else None, confidence=confidence,
         min_size=min_size, max_outside=max_outside, aspect=aspect,
     )
     out_dir = ensure_writable_dir(Path(output))
-    if source.kind != "folder":
-        open_capture(source).release()  # a bad single input fails here, before anything is written
-
-    if label_from_names and source.kind not in ("file", "folder"):
-        raise UserError("--label-from-name needs video files, not a live source")
 
     summaries, rows = [], {}  # rows: per output folder, for its manifest
     try:
@@ -193,11 +214,11 @@ def run(
                     if label is None:
                         raise UserError(f"{video} says neither real nor fake in its name (real*, live*, fake*, spoof*, replay*, ...)")
                     target = ensure_writable_dir(out_dir / label)
-                summary, video_rows = gather_video(
+                summary, _ = gather_video(
                     video, face_detector, target, skip=skip, all_faces=all_faces,
                     padding=padding, max_frames=max_frames, progress=progress,
+                    rows=rows.setdefault(target, []),
                 )
-                rows.setdefault(target, []).extend(video_rows)
             except UserError as e:
                 if source.kind != "folder":
                     raise
@@ -206,7 +227,8 @@ def run(
             summaries.append(summary)
     finally:
         for target, target_rows in rows.items():  # also after Ctrl-C: the manifest covers every crop on disk
-            write_manifest(target, target_rows)
+            if target_rows:  # a folder whose videos all failed gets no empty manifest
+                write_manifest(target, target_rows)
     print_summary(summaries)
     saved = sum(s.faces_saved for s in summaries)
     LOGGER.info("%d new face crops in %s", saved, out_dir)

@@ -93,7 +93,7 @@ def read_manifest(folder: Path) -> dict[str, ManifestRow]:
 
 
 def write_manifest(folder: Path, new_rows: list[ManifestRow]) -> None:
-    """Merge `new_rows` into the folder's manifest (rewritten atomically, sorted)."""
+    """Merge `new_rows` into the folder's manifest (rewritten atomically, sorted; untouched if unchanged)."""
     rows = read_manifest(folder)
     rows.update({r.file: r for r in new_rows})
     buf = io.StringIO()
@@ -103,4 +103,8 @@ def write_manifest(folder: Path, new_rows: list[ManifestRow]) -> None:
         row = asdict(rows[key])
         row["confidence"] = f"{row['confidence']:.4f}"
         writer.writerow(row)
-    atomic_write_text(Path(folder) / MANIFEST_NAME, buf.getvalue())
+    path = Path(folder) / MANIFEST_NAME
+    text = buf.getvalue()
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return  # a re-run that found nothing new rewrites nothing
+    atomic_write_text(path, text)

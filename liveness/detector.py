@@ -100,6 +100,10 @@ def locate_detector_files(detector_dir: Path | None = None) -> DetectorFiles:
     elif proto or model:
         missing = PROTOTXT_NAMES[0] if proto is None else CAFFEMODEL_NAME
         raise UserError(f"detector folder {folder} lacks {missing}")
+    elif explicit:  # a folder the user named must hold the files: no silent fallback
+        raise UserError(
+            f"detector folder {folder} has neither {PROTOTXT_NAMES[0]} nor {CAFFEMODEL_NAME}"
+        )
     else:
         wheel = _wheel_folder()
         proto, model = _find_in(wheel) if wheel else (None, None)

@@ -6,6 +6,9 @@ with a clear error, and a threaded reader so grabbing frames overlaps inference.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import queue
 import re
 import threading
@@ -18,6 +21,14 @@ import cv2
 import numpy as np
 
 from liveness.cli import UserError
+
+LOGGER = logging.getLogger("liveness")
+
+# FFmpeg prints its own complaint ("moov atom not found", "header damaged") for every
+# undecodable file, on top of our one-line error. OpenCV reads this once, at the first
+# capture it opens, so it is set at import; a user's own OPENCV_FFMPEG_LOGLEVEL wins.
+# 8 = AV_LOG_FATAL.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")
 
 # Extensions OpenCV's FFmpeg backend decodes; the container is probed from the bytes,
 # so a WebM in an .mp4 name still decodes.
@@ -47,6 +58,8 @@ class Source:
 def resolve_source(spec: str | int | Path, *, allow_folder: bool = True) -> Source:
     """Decide what `--input` names. Anything that is none of them is a UserError."""
     text = str(spec).strip()
+    if not text:  # Path("") is the working directory: never guess that
+        raise UserError("--input is empty (expected a video file, a folder of videos, a webcam index or a stream URL)")
     if text.isdigit():
         return Source("webcam", int(text))
     if _URL.match(text):
@@ -63,14 +76,42 @@ def resolve_source(spec: str | int | Path, *, allow_folder: bool = True) -> Sour
 
 
 def list_videos(folder: Path) -> list[Path]:
-    """Every file under `folder` (recursively) with a video extension, sorted."""
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    """Every file under `folder` (recursively, symlinked folders too) with a video extension, sorted."""
+    found, seen = [], set()
+    # Path.rglob does not descend into symlinked folders (before 3.13): a dataset folder
+    # of links to subjects' folders would look empty. Each real folder is walked once.
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        found.extend(
+            Path(root) / f for f in files
+            if Path(f).suffix.lower() in VIDEO_EXTENSIONS and (Path(root) / f).is_file()
+        )
+    return sorted(found)
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own WARN/ERROR lines (a missing webcam prints a dozen) unless -v."""
+    if LOGGER.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(level)
 
 
 def open_capture(source: Source) -> cv2.VideoCapture:
     """An opened cv2.VideoCapture, or a UserError that says which input failed and why."""
     if source.kind == "webcam":
-        cap = cv2.VideoCapture(source.value)
+        with _quiet_opencv():
+            cap = cv2.VideoCapture(source.value)
         if not cap.isOpened():
             cap.release()
             other = 1 if source.value == 0 else 0
