@@ -34,3 +34,20 @@ def face_image():
     from skimage import data
 
     return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+@pytest.fixture(scope="session")
+def trained_model(shared_data, tmp_path_factory):
+    """A LivenessNet trained for a few epochs on the shared crops: (model, le) paths.
+
+    Good enough to exercise the demo and evaluate.py; its accuracy means nothing.
+    """
+    import train
+
+    out = tmp_path_factory.mktemp("model")
+    model, le = out / "liveness.keras", out / "le.pickle"
+    train.run(
+        dataset=[shared_data / "crops"], model=model, le=le, plot=out / "plot.png",
+        epochs=3, batch_size=32, group_pattern=r"subject\d+", seed=1,
+    )
+    return model, le
