@@ -227,6 +227,7 @@ def export_onnx(model, path: Path) -> None:
     import os
 
     model(np.zeros((1, *model.input_shape[1:]), np.float32), training=False)
+    logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # its [INFO] lines are not ours
     # The exporter prints "Saved artifact at ..." to stdout, which --json keeps for data.
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
         model.export(str(path), format="onnx", verbose=False)

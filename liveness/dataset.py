@@ -186,8 +186,8 @@ def prepare_faces(faces_bgr: list[np.ndarray], size: int) -> np.ndarray:
     return out
 
 
-def load_images(samples: list[Sample], size: int) -> tuple[np.ndarray, list[Sample]]:
-    """Read and prepare every image; unreadable files are skipped and counted."""
+def read_images(samples: list[Sample]) -> tuple[list[np.ndarray], list[Sample]]:
+    """BGR images as stored; unreadable files are skipped and counted."""
     faces, kept, bad = [], [], []
     for s in samples:
         img = cv2.imread(str(s.path), cv2.IMREAD_COLOR)
@@ -200,6 +200,12 @@ def load_images(samples: list[Sample], size: int) -> tuple[np.ndarray, list[Samp
         LOGGER.warning("skipped %d unreadable image(s), e.g. %s", len(bad), bad[0])
     if not kept:
         raise UserError("no readable images left in the dataset")
+    return faces, kept
+
+
+def load_images(samples: list[Sample], size: int) -> tuple[np.ndarray, list[Sample]]:
+    """Read and prepare every image for a model of input `size`."""
+    faces, kept = read_images(samples)
     return prepare_faces(faces, size), kept
 
 
