@@ -25,7 +25,7 @@ import numpy as np
 
 from liveness import LIVE_LABEL, ROOT
 from liveness.artifacts import check_model_path, save_label_encoder, save_model, write_sidecar
-from liveness.cli import UserError, cli_main, ensure_writable_dir, setup_logging
+from liveness.cli import UserError, cli_main, ensure_parent_dir, ensure_writable_dir, setup_logging
 from liveness.dataset import SPLIT_MODES, check_classes, describe, find_samples, split_samples
 from liveness.fileio import atomic_write_text
 from liveness.models import ARCHS
@@ -118,6 +118,8 @@ def run(
     model, le, plot = check_model_path(Path(model)), Path(le), Path(plot)
     for folder in {model.parent, le.parent, plot.parent}:
         ensure_writable_dir(folder)
+    for path, what in ((model, "--model"), (le, "--le"), (plot, "--plot")):
+        ensure_parent_dir(path, what)  # a folder in the file's place fails now, not after training
     samples = find_samples([Path(d) for d in dataset], classes, group_pattern)
     labels = check_classes(samples, live_label)
     LOGGER.info("dataset: %s", describe(samples))
@@ -130,6 +132,13 @@ def run(
     LOGGER.info("split %s", how)
     for name in ("train", "val", "test"):
         LOGGER.info("  %-5s %s", name, describe(splits[name]) if splits[name] else "empty")
+    for name in ("train", "test"):
+        missing = sorted(set(labels) - {s.label for s in splits[name]})
+        if missing:
+            raise UserError(
+                f"too few images or sources to split: the {name} split has no {', '.join(missing)} images "
+                "(add images, or videos, of that class)"
+            )
     checkpoint = model.with_name(f".{model.stem}.checkpoint.keras")  # best-so-far, survives a crash
     LOGGER.info("training %s (%dx%d) for up to %d epochs", cfg.arch, cfg.input_size, cfg.input_size, cfg.epochs)
     result = train_and_test(cfg, splits, labels, live_label=live_label, checkpoint=checkpoint)

@@ -44,7 +44,9 @@ def equal_error_rate(is_live, scores) -> tuple[float, float]:
     y, s = _arrays(is_live, scores)
     if y.all() or not y.any():
         return math.nan, 0.5
-    fpr, tpr, thresholds = roc_curve(y, s)  # fpr = APCER, 1 - tpr = BPCER at each threshold
+    # fpr = APCER, 1 - tpr = BPCER at each threshold. Keep every threshold: the default
+    # drop_intermediate removes collinear ROC points, and the EER point can be one of them.
+    fpr, tpr, thresholds = roc_curve(y, s, drop_intermediate=False)
     fnr = 1.0 - tpr
     finite = np.isfinite(thresholds)  # roc_curve prepends +inf
     fpr, fnr, thresholds = fpr[finite], fnr[finite], thresholds[finite]

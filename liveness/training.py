@@ -189,6 +189,11 @@ def train_and_test(
     live_index = labels.index(live_label)
     loaded = images or {k: load_images(v, cfg.input_size) if v else (np.empty((0, cfg.input_size, cfg.input_size, 3), np.uint8), []) for k, v in splits.items()}
     y = {k: np.array([labels.index(s.label) for s in kept], dtype=np.int64) for k, (_, kept) in loaded.items()}
+    for name in ("train", "test"):
+        kept = loaded[name][1]
+        missing = sorted(set(labels) - {s.label for s in kept})
+        if missing and (name == "train" or kept):
+            raise UserError(f"no readable {', '.join(missing)} images left in the {name} split")
     x = {k: arr for k, (arr, _) in loaded.items()}
     model, history = fit(cfg, x["train"], y["train"], x["val"], y["val"], len(labels), checkpoint=checkpoint, verbose=verbose)
     val_scores = predict_live(model, x["val"], live_index)
