@@ -32,7 +32,7 @@ from liveness.cli import UserError, cli_main, ensure_writable_dir, setup_logging
 from liveness.dataset import check_classes, describe, find_samples, prepare_faces, read_images
 from liveness.fileio import atomic_path, atomic_write_text
 from liveness.metrics import per_source, summarize
-from liveness.training import TrainConfig, fit, loso_folds, predict_live, validation_threshold
+from liveness.training import LBP_C, TrainConfig, fit, loso_folds, predict_live, validation_threshold
 
 LOGGER = logging.getLogger("liveness")
 OUTPUT = ROOT / "output" / "compare"
@@ -90,7 +90,7 @@ def _score_candidate(c: Candidate, done: dict[str, Scored], faces, is_live, labe
     if c.kind == "lbp":
         from liveness.lbp import LBPClassifier
 
-        model = LBPClassifier(seed=seed).fit(faces["train"], is_live["train"].astype(int))
+        model = LBPClassifier(C=LBP_C, seed=seed).fit(faces["train"], is_live["train"].astype(int))
         return Scored(model.score(faces["val"]), model.score(faces["test"]), model)
     cfg = replace(c.train, seed=seed, epochs=min(c.train.epochs, epochs_cap) if epochs_cap else c.train.epochs)
     live_index = labels.index(live_label)

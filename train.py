@@ -35,6 +35,7 @@ from liveness.training import LOSSES, TrainConfig, loso_folds, train_and_test
 
 LOGGER = logging.getLogger("liveness")
 OUTPUT = ROOT / "output"
+DEFAULT_LBP_WEIGHT = 0.0
 
 
 def artifact_prefix(model: Path) -> Path:
@@ -42,7 +43,7 @@ def artifact_prefix(model: Path) -> Path:
     return model.with_suffix("")
 
 
-def run_loso(samples, labels, cfg: TrainConfig, *, live_label: str, val_frac: float, prefix: Path) -> dict:
+def run_loso(samples, labels, cfg: TrainConfig, *, live_label: str, val_frac: float, prefix: Path, lbp_weight: float = 0.0) -> dict:
     """Leave-one-group-out: train without each group, test on it; table + mean and spread."""
     folds = list(loso_folds(samples, val_frac=val_frac, seed=cfg.seed))
     if not folds:
@@ -50,7 +51,7 @@ def run_loso(samples, labels, cfg: TrainConfig, *, live_label: str, val_frac: fl
     rows = []
     for i, (group, splits) in enumerate(folds, 1):
         LOGGER.info("fold %d/%d: testing on %s (%s), training on %s", i, len(folds), group, describe(splits["test"]), describe(splits["train"]))
-        result = train_and_test(cfg, splits, labels, live_label=live_label, verbose=0)
+        result = train_and_test(cfg, splits, labels, live_label=live_label, lbp_weight=lbp_weight, verbose=0)
         m = result.test
         rows.append({
             "group": group, "n_live": m["n_live"], "n_attack": m["n_attack"], "threshold": result.threshold,
@@ -66,7 +67,7 @@ def run_loso(samples, labels, cfg: TrainConfig, *, live_label: str, val_frac: fl
     header = list(rows[0])
     lines = [",".join(header)] + [",".join(f"{r[k]:.4f}" if isinstance(r[k], float) else str(r[k]) for k in header) for r in rows]
     atomic_write_text(Path(f"{prefix}_loso.csv"), "\n".join(lines) + "\n")
-    payload = {"protocol": "leave-one-group-out, threshold at the validation EER point", "config": cfg.as_dict(), "folds": rows, "summary": summary}
+    payload = {"protocol": "leave-one-group-out, threshold at the validation EER point", "config": cfg.as_dict(), "lbp_weight": lbp_weight, "folds": rows, "summary": summary}
     atomic_write_text(Path(f"{prefix}_loso.json"), json.dumps(payload, indent=2) + "\n")
     LOGGER.info("per-group table saved to %s_loso.csv and .json", prefix)
     return payload
@@ -104,6 +105,7 @@ def run(
     val_frac: float = 0.2,
     test_frac: float = 0.2,
     loso: bool = False,
+    lbp_weight: float = DEFAULT_LBP_WEIGHT,
 ) -> dict:
     """Train (or, with loso=True, cross-validate) and return the metrics written."""
     from liveness import FACE_SIZE
@@ -113,6 +115,8 @@ def run(
         loss=loss, weights=weights, augment=augment, patience=patience, seed=seed,
     )
     cfg.check()
+    if not 0.0 <= lbp_weight <= 1.0:
+        raise UserError(f"--lbp-weight must be between 0 and 1, got {lbp_weight}")
     if not (0 < test_frac < 1 and 0 <= val_frac < 1 and test_frac + val_frac < 1):
         raise UserError("--test-frac and --val-frac must be fractions that leave training data")
     model, le, plot = check_model_path(Path(model)), Path(le), Path(plot)
@@ -126,7 +130,7 @@ def run(
     prefix = artifact_prefix(model)
 
     if loso:
-        return run_loso(samples, labels, cfg, live_label=live_label, val_frac=val_frac, prefix=prefix)
+        return run_loso(samples, labels, cfg, live_label=live_label, val_frac=val_frac, prefix=prefix, lbp_weight=lbp_weight)
 
     splits, how = split_samples(samples, split, test_frac=test_frac, val_frac=val_frac, seed=seed)
     LOGGER.info("split %s", how)
@@ -141,7 +145,7 @@ def run(
             )
     checkpoint = model.with_name(f".{model.stem}.checkpoint.keras")  # best-so-far, survives a crash
     LOGGER.info("training %s (%dx%d) for up to %d epochs", cfg.arch, cfg.input_size, cfg.input_size, cfg.epochs)
-    result = train_and_test(cfg, splits, labels, live_label=live_label, checkpoint=checkpoint)
+    result = train_and_test(cfg, splits, labels, live_label=live_label, lbp_weight=lbp_weight, checkpoint=checkpoint)
     LOGGER.info("operating threshold %.3f from the %s", result.threshold, result.threshold_source)
 
     from sklearn.preprocessing import LabelEncoder
@@ -158,6 +162,9 @@ def run(
         threshold=result.threshold, extra=extra, title="test",
     )
     save_model(result.model, model)
+    lbp_file = Path(f"{prefix}_lbp.npz")
+    if result.lbp_model is not None:
+        result.lbp_model.save(lbp_file)
     save_label_encoder(le, encoder)
     write_sidecar(model, {
         "labels": labels,
@@ -172,6 +179,7 @@ def run(
         "split": how,
         "counts": {k: len(v) for k, v in splits.items()},
         "config": cfg.as_dict(),
+        "lbp": {"file": lbp_file.name, "weight": lbp_weight} if result.lbp_model is not None else None,
         "test": metrics["test"],
         "video_level": metrics["video_level"],
     })
@@ -203,6 +211,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--live-label", default=LIVE_LABEL, help="the class that is a live face")
     ap.add_argument("--val-frac", type=float, default=0.2)
     ap.add_argument("--test-frac", type=float, default=0.2)
+    ap.add_argument("--lbp-weight", type=float, default=DEFAULT_LBP_WEIGHT, help="fuse the CNN with a colour-LBP texture model: score = (1-w) CNN + w LBP (0: CNN only, 1: LBP only)")
     ap.add_argument("--loso", action="store_true", help="leave-one-group-out cross-validation: a per-group table, no model saved")
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
@@ -215,7 +224,7 @@ def main(opt: argparse.Namespace) -> int:
         epochs=opt.epochs, batch_size=opt.batch_size, lr=opt.lr, loss=opt.loss, weights=opt.weights,
         augment=not opt.no_augment, patience=opt.patience, seed=opt.seed, split=opt.split,
         group_pattern=opt.group_pattern, classes=opt.classes, live_label=opt.live_label,
-        val_frac=opt.val_frac, test_frac=opt.test_frac, loso=opt.loso,
+        val_frac=opt.val_frac, test_frac=opt.test_frac, loso=opt.loso, lbp_weight=opt.lbp_weight,
     )
     return 0
 

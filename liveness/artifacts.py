@@ -161,7 +161,25 @@ class LivenessClassifier:
         if not 0.0 <= self.threshold <= 1.0:
             raise UserError(f"--threshold must be between 0 and 1, got {self.threshold}")
         self.sidecar = sidecar
-        self.backend = self._pick_backend(backend)
+        self.lbp, self.lbp_weight = self._load_lbp(Path(model_path), sidecar)
+        self.backend = self._pick_backend(backend) if self.lbp_weight < 1 else "lbp only"
+
+    @staticmethod
+    def _load_lbp(model_path: Path, sidecar: dict):
+        """The colour-LBP model a fused model was trained with, and its weight (0 = none)."""
+        spec = sidecar.get("lbp") or {}
+        weight = float(spec.get("weight", 0.0))
+        if weight <= 0:
+            return None, 0.0
+        from liveness.lbp import LBPClassifier
+
+        path = model_path.parent / Path(str(spec.get("file", ""))).name  # never outside the model's folder
+        if not path.is_file():
+            raise UserError(f"model {model_path} is fused with an LBP model, but {path} is missing")
+        try:
+            return LBPClassifier.load(path), min(weight, 1.0)
+        except ValueError as e:
+            raise UserError(str(e)) from None
 
     # -- backends -------------------------------------------------------------
     def _pick_backend(self, wanted: str) -> str:
@@ -212,8 +230,13 @@ class LivenessClassifier:
         return self._fn(batch).numpy()
 
     def scores(self, faces_bgr: list[np.ndarray]) -> np.ndarray:
-        """(N,) probability that each face is live."""
-        return self.probabilities(faces_bgr)[:, self.live_index]
+        """(N,) probability that each face is live (fused with colour LBP when trained so)."""
+        if self.lbp is None or not faces_bgr:
+            return self.probabilities(faces_bgr)[:, self.live_index]
+        lbp = self.lbp.score(faces_bgr)
+        if self.lbp_weight >= 1:
+            return lbp
+        return (1 - self.lbp_weight) * self.probabilities(faces_bgr)[:, self.live_index] + self.lbp_weight * lbp
 
     def decide(self, scores: np.ndarray) -> list[str]:
         """Label per score at the operating threshold."""
