@@ -61,8 +61,8 @@ CANDIDATES = {
         Candidate("livenessnet", "cnn", "LivenessNet 32x32, Adam 1e-3, early stopping, validation threshold", TrainConfig()),
         Candidate("lbp", "lbp", "colour LBP (HSV+YCrCb, 64x64) + logistic regression"),
         Candidate("fusion", "fusion", "mean of LivenessNet and colour-LBP scores", parts=("livenessnet", "lbp")),
-        Candidate("mobilenetv2", "cnn", "MobileNetV2 a=0.35, 64x64, no pretrained weights", TrainConfig(arch="mobilenetv2", input_size=64, epochs=30)),
-        Candidate("mobilenetv3small", "cnn", "MobileNetV3-Small, 64x64, no pretrained weights", TrainConfig(arch="mobilenetv3small", input_size=64, epochs=30)),
+        Candidate("mobilenetv2", "cnn", "MobileNetV2 a=0.35, 64x64, no pretrained weights", TrainConfig(arch="mobilenetv2", input_size=64, epochs=20)),
+        Candidate("mobilenetv3small", "cnn", "MobileNetV3-Small, 64x64, no pretrained weights", TrainConfig(arch="mobilenetv3small", input_size=64, epochs=20)),
     )
 }
 DEFAULT_CONFIGS = tuple(CANDIDATES)
@@ -100,7 +100,7 @@ def _score_candidate(c: Candidate, done: dict[str, Scored], faces, is_live, labe
     return Scored(predict_live(model, x["val"], live_index), predict_live(model, x["test"], live_index), model)
 
 
-def time_per_face(c: Candidate, models: dict[str, object], face: np.ndarray, live_label: str, labels: list[str], repeats: int = 200) -> float:
+def time_per_face(c: Candidate, models: dict[str, object], face: np.ndarray, live_label: str, labels: list[str], repeats: int = 100) -> float:
     """Median ms to classify one face the way the demo does (ONNX in OpenCV's DNN for CNNs)."""
     if c.kind == "fusion":
         return sum(time_per_face(CANDIDATES[p], models, face, live_label, labels, repeats) for p in c.parts)
@@ -189,6 +189,7 @@ def run(
     seed: int = 42,
     epochs: int | None = None,
     max_folds: int | None = None,
+    timing_repeats: int = 100,
 ) -> list[dict]:
     unknown = [c for c in configs if c not in CANDIDATES]
     if unknown:
@@ -231,7 +232,7 @@ def run(
                         name, 100 * m["acer"], 100 * m["apcer"], 100 * m["bpcer"], m["auc"], time.perf_counter() - t0)
     probe = read_images(folds[0][1]["test"][:1])[0][0]
     for name in wanted:
-        outcomes[name].ms_per_face = time_per_face(CANDIDATES[name], last_models, probe, live_label, labels)
+        outcomes[name].ms_per_face = time_per_face(CANDIDATES[name], last_models, probe, live_label, labels, timing_repeats)
     rows = [aggregate(outcomes[name]) for name in configs]
     table = markdown_table(rows)
     print(table)

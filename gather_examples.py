@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from liveness import detector as det
+from liveness.detector import crop_faces
 from liveness import label_from_name
 from liveness.cli import EXIT_OK, EXIT_PARTIAL, UserError, cli_main, ensure_writable_dir, setup_logging
 from liveness.crops import ManifestRow, crop_name, slug, source_key, video_digest, write_manifest
@@ -44,20 +45,6 @@ class VideoSummary:
     rejected: dict = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
-
-
-def crop_faces(
-    frame: np.ndarray, faces: list[det.Face], padding: float
-) -> list[tuple[det.Face, np.ndarray]]:
-    """The frame's pixels for each face, grown by `padding` (fraction of the box, per side)."""
-    h, w = frame.shape[:2]
-    out = []
-    for face in faces:
-        x1, y1, x2, y2 = det.expand_box(face.box, 1.0 + 2.0 * padding, w, h)
-        crop = frame[y1:y2, x1:x2]
-        if crop.size:
-            out.append((face, crop))
-    return out
 
 
 def gather_video(

@@ -39,7 +39,6 @@ from typing import TextIO
 import cv2
 import numpy as np
 
-from gather_examples import crop_faces
 from liveness import ROOT
 from liveness import detector as det
 from liveness.annotate import annotate
@@ -99,7 +98,7 @@ class LivenessPipeline:
 
     def process(self, frame: np.ndarray, *, draw: bool = True, fps: float | None = None) -> tuple[list[FaceResult], np.ndarray | None]:
         """(verdict per face, most confident first; the annotated copy, or None without `draw`)."""
-        faces_crops = crop_faces(frame, self.detector.detect(frame), self.padding)
+        faces_crops = det.crop_faces(frame, self.detector.detect(frame), self.padding)
         scores = self.classifier.scores([crop for _, crop in faces_crops]) if faces_crops else np.empty(0)
         tracked = self.tracker.update([f.box for f, _ in faces_crops], scores)
         labels = self.classifier.decide([t.smoothed for t in tracked])

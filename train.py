@@ -106,6 +106,7 @@ def run(
     test_frac: float = 0.2,
     loso: bool = False,
     lbp_weight: float = DEFAULT_LBP_WEIGHT,
+    padding: float = 0.0,
 ) -> dict:
     """Train (or, with loso=True, cross-validate) and return the metrics written."""
     from liveness import FACE_SIZE
@@ -115,6 +116,8 @@ def run(
         loss=loss, weights=weights, augment=augment, patience=patience, seed=seed,
     )
     cfg.check()
+    if padding < 0:
+        raise UserError(f"--padding must be 0 or more, got {padding}")
     if not 0.0 <= lbp_weight <= 1.0:
         raise UserError(f"--lbp-weight must be between 0 and 1, got {lbp_weight}")
     if not (0 < test_frac < 1 and 0 <= val_frac < 1 and test_frac + val_frac < 1):
@@ -170,6 +173,7 @@ def run(
         "labels": labels,
         "live_label": live_label,
         "input_size": cfg.input_size,
+        "padding": padding,  # the demo crops faces as the training crops were cut
         "arch": cfg.arch,
         "threshold": result.threshold,
         "threshold_source": result.threshold_source,
@@ -212,6 +216,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--val-frac", type=float, default=0.2)
     ap.add_argument("--test-frac", type=float, default=0.2)
     ap.add_argument("--lbp-weight", type=float, default=DEFAULT_LBP_WEIGHT, help="fuse the CNN with a colour-LBP texture model: score = (1-w) CNN + w LBP (0: CNN only, 1: LBP only)")
+    ap.add_argument("--padding", type=float, default=0.0, help="the --padding the crops were gathered with; saved so the demo crops alike")
     ap.add_argument("--loso", action="store_true", help="leave-one-group-out cross-validation: a per-group table, no model saved")
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
@@ -225,6 +230,7 @@ def main(opt: argparse.Namespace) -> int:
         augment=not opt.no_augment, patience=opt.patience, seed=opt.seed, split=opt.split,
         group_pattern=opt.group_pattern, classes=opt.classes, live_label=opt.live_label,
         val_frac=opt.val_frac, test_frac=opt.test_frac, loso=opt.loso, lbp_weight=opt.lbp_weight,
+        padding=opt.padding,
     )
     return 0
 

@@ -216,3 +216,17 @@ def expand_box(box: tuple[int, int, int, int], scale: float, w: int, h: int) -> 
         int(min(w, round(cx + half_w))),
         int(min(h, round(cy + half_h))),
     )
+
+
+def crop_faces(
+    frame: np.ndarray, faces: list[Face], padding: float
+) -> list[tuple[Face, np.ndarray]]:
+    """The frame's pixels for each face, grown by `padding` (fraction of the box, per side)."""
+    h, w = frame.shape[:2]
+    out = []
+    for face in faces:
+        x1, y1, x2, y2 = expand_box(face.box, 1.0 + 2.0 * padding, w, h)
+        crop = frame[y1:y2, x1:x2]
+        if crop.size:
+            out.append((face, crop))
+    return out

@@ -219,7 +219,7 @@ def test_faceless_frame_classifies_nothing(classifier, detector, monkeypatch):
 
 
 def test_crops_use_the_padding_the_model_was_trained_with(detector, face_image):
-    import gather_examples
+    from liveness import detector as det
 
     clf = ConstantClassifier()
     seen = []
@@ -228,7 +228,7 @@ def test_crops_use_the_padding_the_model_was_trained_with(detector, face_image):
     for padding in (0.0, 0.25):
         seen.clear()
         demo.LivenessPipeline(detector, clf, padding=padding).process(face_image, draw=False)
-        expected = gather_examples.crop_faces(face_image, faces, padding)
+        expected = det.crop_faces(face_image, faces, padding)
         assert len(seen) == len(expected) == 1
         np.testing.assert_array_equal(seen[0], expected[0][1])
     assert demo.sidecar_padding({}) == 0.0
