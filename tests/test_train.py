@@ -23,10 +23,9 @@ import pytest
 
 import train
 from liveness import ROOT
-from liveness.artifacts import load_keras_model, load_label_encoder, read_sidecar
+from liveness.artifacts import LivenessClassifier, load_keras_model, load_label_encoder, read_sidecar
 from liveness.cli import EXIT_USAGE, UserError
 from liveness.crops import crop_name
-from liveness.dataset import prepare_faces
 
 GROUP_PATTERN = r"subj\d+"
 SEED = 7
@@ -197,12 +196,15 @@ def test_tiny_run_artifacts_exist_and_reload(twin_runs):
     assert sidecar["labels"] == ["fake", "real"] and sidecar["live_label"] == "real"
     assert sidecar["input_size"] == 32 and sidecar["group_pattern"] == GROUP_PATTERN
     assert sidecar["split"].startswith("by group")
-    # the reloaded model gives the scores written to the predictions file
-    model = load_keras_model(out / "liveness.keras")
+    # the default scores with colour LBP alone; its model is saved beside the CNN
+    assert sidecar["lbp"] == {"file": "liveness_lbp.npz", "weight": 1.0}
+    assert (out / "liveness_lbp.npz").is_file()
+    load_keras_model(out / "liveness.keras")
+    # the reloaded artifacts give the scores written to the predictions file
     rows = read_csv(out / "liveness_predictions.csv")
     assert len(rows) == metrics["test"]["n_live"] + metrics["test"]["n_attack"]
-    x = prepare_faces([cv2.imread(r["path"]) for r in rows], 32).astype("float32")
-    scores = model.predict(x, verbose=0)[:, list(le.classes_).index("real")]
+    classifier = LivenessClassifier(out / "liveness.keras", out / "le.pickle")
+    scores = classifier.scores([cv2.imread(r["path"]) for r in rows])
     assert np.allclose(scores, [float(r["score_live"]) for r in rows], atol=2e-6)
     for r, s in zip(rows, scores):
         assert r["decision"] == ("real" if s >= sidecar["threshold"] else "fake")
