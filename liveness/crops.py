@@ -13,13 +13,12 @@ the full source path, subject, frame, box and confidence of every crop.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from liveness.fileio import atomic_write_text
+from liveness.fileio import atomic_write_text, file_digest
 
 MANIFEST_NAME = "manifest.csv"
 CROP_SUFFIX = ".png"
@@ -34,11 +33,7 @@ def slug(text: str) -> str:
 
 def video_digest(path: Path) -> str:
     """Hex sha1 of a video file's bytes: its identity, whatever its name."""
-    digest = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "sha1")
 
 
 def source_key(video: Path, digest: str) -> str:

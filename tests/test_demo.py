@@ -25,6 +25,7 @@ from liveness.annotate import LIVE_COLOUR, SPOOF_COLOUR
 from liveness.artifacts import load_label_encoder
 from liveness.cli import UserError
 from liveness.detector import FaceDetector
+from liveness.sources import iter_frames
 
 DEMO = ROOT / "liveness_demo.py"
 SCRIPT_TIMEOUT = 120
@@ -42,14 +43,10 @@ def count_frames(path: Path) -> int:
 
 def read_frames(path: Path) -> list[np.ndarray]:
     cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
+    try:
+        return [frame for _, frame in iter_frames(cap)]
+    finally:
+        cap.release()
 
 
 def run_demo(*args, env: dict | None = None, timeout: float = SCRIPT_TIMEOUT) -> subprocess.CompletedProcess:

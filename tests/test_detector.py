@@ -12,6 +12,7 @@ import pytest
 from liveness import detector as det
 from liveness.cli import UserError
 from liveness.detector import Face, FaceDetector, clamp_box, expand_box, locate_detector_files
+from liveness.fileio import file_digest
 
 # Where the SSD finds the astronaut's face in skimage.data.astronaut() (512x512):
 # about (179, 58, 272, 177), centre (225, 118), height 119 (see liveness/synthetic.py).
@@ -187,7 +188,7 @@ def test_expand_box() -> None:
 def test_default_files_are_found_and_verified() -> None:
     files = locate_detector_files()
     assert files.prototxt.is_file() and files.caffemodel.name == det.CAFFEMODEL_NAME
-    assert det.sha256_of(files.caffemodel) == det.CAFFEMODEL_SHA256
+    assert file_digest(files.caffemodel) == det.CAFFEMODEL_SHA256
 
 
 def test_explicit_folder_with_the_files_is_used(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from liveness import synthetic  # noqa: E402
 from liveness.synthetic import make_sample_videos  # noqa: E402
+from liveness.sources import iter_frames
 
 SECONDS, FPS, SIZE = 4.0, 15, (640, 480)
 N_FRAMES = int(round(SECONDS * FPS))
@@ -20,14 +21,10 @@ N_FRAMES = int(round(SECONDS * FPS))
 def _read_frames(path: pathlib.Path) -> list[np.ndarray]:
     cap = cv2.VideoCapture(str(path))
     assert cap.isOpened(), f"cannot open {path}"
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
+    try:
+        return [frame for _, frame in iter_frames(cap)]
+    finally:
+        cap.release()
 
 
 def _centre(frame: np.ndarray) -> np.ndarray:
