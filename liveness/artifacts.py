@@ -220,10 +220,12 @@ class LivenessClassifier:
         return self._net.forward().reshape(len(batch), -1)
 
     # -- public -----------------------------------------------------------------
-    def probabilities(self, faces_bgr: list[np.ndarray]) -> np.ndarray:
-        """(N, classes) probabilities for N BGR crops of any size."""
+    def cnn_probabilities(self, faces_bgr: list[np.ndarray]) -> np.ndarray:
+        """(N, classes) probabilities of the CNN alone for N BGR crops of any size."""
         if not faces_bgr:
             return np.empty((0, len(self.labels)), np.float32)
+        if self.backend == "lbp only":
+            raise RuntimeError("this model scores with colour LBP alone; its CNN is not loaded for inference")
         batch = prepare_faces(faces_bgr, self.input_size).astype(np.float32)
         if self.backend == "opencv":
             return self._run_opencv(batch)
@@ -232,11 +234,11 @@ class LivenessClassifier:
     def scores(self, faces_bgr: list[np.ndarray]) -> np.ndarray:
         """(N,) probability that each face is live (fused with colour LBP when trained so)."""
         if self.lbp is None or not faces_bgr:
-            return self.probabilities(faces_bgr)[:, self.live_index]
+            return self.cnn_probabilities(faces_bgr)[:, self.live_index] if faces_bgr else np.empty(0, np.float32)
         lbp = self.lbp.score(faces_bgr)
         if self.lbp_weight >= 1:
             return lbp
-        return (1 - self.lbp_weight) * self.probabilities(faces_bgr)[:, self.live_index] + self.lbp_weight * lbp
+        return (1 - self.lbp_weight) * self.cnn_probabilities(faces_bgr)[:, self.live_index] + self.lbp_weight * lbp
 
     def decide(self, scores: np.ndarray) -> list[str]:
         """Label per score at the operating threshold."""

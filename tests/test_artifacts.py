@@ -206,9 +206,9 @@ def test_opencv_and_tf_backends_agree_with_keras(saved, keras_model, crops):
     assert np.allclose(got_cv, got_tf, atol=1e-4)
     assert np.allclose(got_tf, expected, atol=1e-5)
     assert np.allclose(got_cv, expected, atol=1e-4)
-    probs = cv.probabilities(crops)
+    probs = cv.cnn_probabilities(crops)
     assert probs.shape == (len(crops), 2) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
-    assert cv.probabilities([]).shape == (0, 2)
+    assert cv.cnn_probabilities([]).shape == (0, 2)
 
 
 def test_sidecar_threshold_is_the_default_and_threshold_overrides_it(saved, tmp_path):
