@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from liveness import LIVE_LABEL
-from liveness.cli import UserError
+from liveness.cli import UserError, import_tensorflow
 from liveness.dataset import prepare_faces
 from liveness.fileio import atomic_path, atomic_write_bytes, atomic_write_text
 
@@ -91,6 +91,7 @@ def load_label_encoder(path: Path):
 
 
 def load_keras_model(path: Path):
+    import_tensorflow()
     import keras
 
     path = Path(path)

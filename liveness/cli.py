@@ -70,3 +70,23 @@ def ensure_parent_dir(path: Path, what: str = "output file") -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"the folder of {what} {path} is not writable: {parent}")
     return path
+
+
+def import_tensorflow():
+    """Import TensorFlow with its C++ start-up chatter (absl, cudart stub) kept off stderr.
+
+    TF 2.21 ignores TF_CPP_MIN_LOG_LEVEL for those lines, so file descriptor 2 is
+    pointed at /dev/null for the import only; Python-level errors still surface.
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return tensorflow

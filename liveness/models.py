@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from liveness.cli import UserError
+from liveness.cli import UserError, import_tensorflow
 
 ARCHS = ("livenessnet", "mobilenetv2", "mobilenetv3small")
 DEFAULT_ARCH = "livenessnet"
@@ -29,6 +29,7 @@ def _backbone(arch: str, size: int, weights: str | None):
 
 def build_model(arch: str = DEFAULT_ARCH, *, input_size: int, classes: int = 2, weights: str | None = None):
     """A fresh model. `weights`: None, 'imagenet' (needs the network once), or a local file."""
+    import_tensorflow()
     import keras
     from keras import layers
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from liveness import FACE_SIZE, LIVE_LABEL
-from liveness.cli import UserError
+from liveness.cli import UserError, import_tensorflow
 from liveness.dataset import Sample, prepare_faces, read_images, split_samples
 from liveness.metrics import equal_error_rate, summarize
 from liveness.models import DEFAULT_ARCH, build_model
@@ -60,6 +60,7 @@ class TrainConfig:
 
 def seed_everything(seed: int) -> None:
     """Same seed, same numbers on CPU: Python, NumPy, TF seeds and deterministic ops."""
+    import_tensorflow()
     import keras
     import tensorflow as tf
 
