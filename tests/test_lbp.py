@@ -268,6 +268,13 @@ def test_classifier_separates_and_scores_in_range(fitted) -> None:
     assert ((model.score(test_faces) > 0.5).astype(int) == test_labels).mean() > 0.9
 
 
+def test_score_equals_scikit_learn_predict_proba(fitted) -> None:
+    model, faces, _, _ = fitted
+    feats = lbp_features_batch(faces).astype(np.float64)
+    expected = model.pipeline.predict_proba(feats)[:, list(model.pipeline.classes_).index(1)]
+    np.testing.assert_allclose(model.score(faces), expected, rtol=1e-9, atol=1e-12)
+
+
 def test_classifier_is_deterministic(fitted) -> None:
     _, faces, labels, scores = fitted
     again = LBPClassifier(seed=0).fit(faces, labels)
