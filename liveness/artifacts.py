@@ -19,6 +19,7 @@ import json
 import logging
 import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -143,27 +144,37 @@ class LivenessClassifier:
         if backend not in BACKENDS:
             raise UserError(f"--backend must be one of {', '.join(BACKENDS)}")
         self.le = load_label_encoder(le_path)
-        self.model = load_keras_model(model_path)
         self.labels = [str(c) for c in self.le.classes_]
-        outputs = int(self.model.output_shape[-1])
+        sidecar = read_sidecar(model_path)
+        self.lbp, self.lbp_weight = self._load_lbp(Path(model_path), sidecar)
+        if self.lbp_weight >= 1:
+            # Scored by colour LBP alone: the CNN is never run, so Keras (5 s, 600 MiB to
+            # import) is not loaded. The file must still be a model archive.
+            self.model = None
+            check_model_path(Path(model_path))
+            if not zipfile.is_zipfile(model_path):
+                raise UserError(f"cannot load model {model_path}: not a Keras archive")
+            outputs = len(sidecar.get("labels", self.labels))
+            self.input_size = int(sidecar.get("input_size", 0))
+        else:
+            self.model = load_keras_model(model_path)
+            outputs = int(self.model.output_shape[-1])
+            self.input_size = int(self.model.input_shape[1])
         if outputs != len(self.labels):
             raise UserError(
                 f"label encoder {le_path} has {len(self.labels)} classes ({', '.join(self.labels)}) "
                 f"but model {model_path} outputs {outputs}"
             )
-        sidecar = read_sidecar(model_path)
         live = sidecar.get("live_label", LIVE_LABEL)
         if live not in self.labels:
             raise UserError(f"label encoder {le_path} has no '{live}' class ({', '.join(self.labels)})")
         self.live_index = self.labels.index(live)
         self.live_label = live
-        self.input_size = int(self.model.input_shape[1])
         self.threshold = float(threshold if threshold is not None else sidecar.get("threshold", DEFAULT_THRESHOLD))
         if not 0.0 <= self.threshold <= 1.0:
             raise UserError(f"--threshold must be between 0 and 1, got {self.threshold}")
         self.sidecar = sidecar
-        self.lbp, self.lbp_weight = self._load_lbp(Path(model_path), sidecar)
-        self.backend = self._pick_backend(backend) if self.lbp_weight < 1 else "lbp only"
+        self.backend = self._pick_backend(backend) if self.model is not None else "lbp only"
 
     @staticmethod
     def _load_lbp(model_path: Path, sidecar: dict):

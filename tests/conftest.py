@@ -38,7 +38,7 @@ def face_image():
 
 @pytest.fixture(scope="session")
 def trained_model(shared_data, tmp_path_factory):
-    """A LivenessNet trained for a few epochs on the shared crops: (model, le) paths.
+    """A LivenessNet fused with colour LBP, trained briefly on the shared crops: (model, le).
 
     Good enough to exercise the demo and evaluate.py; its accuracy means nothing.
     """
@@ -49,5 +49,6 @@ def trained_model(shared_data, tmp_path_factory):
     train.run(
         dataset=[shared_data / "crops"], model=model, le=le, plot=out / "plot.png",
         epochs=3, batch_size=32, group_pattern=r"subject\d+", seed=1,
+        lbp_weight=0.5,  # fused: the tests exercise the CNN (ONNX in OpenCV) and the LBP paths both
     )
     return model, le

@@ -204,6 +204,7 @@ def test_tiny_run_artifacts_exist_and_reload(twin_runs):
     rows = read_csv(out / "liveness_predictions.csv")
     assert len(rows) == metrics["test"]["n_live"] + metrics["test"]["n_attack"]
     classifier = LivenessClassifier(out / "liveness.keras", out / "le.pickle")
+    assert classifier.backend == "lbp only" and classifier.model is None  # Keras is not loaded to score
     scores = classifier.scores([cv2.imread(r["path"]) for r in rows])
     assert np.allclose(scores, [float(r["score_live"]) for r in rows], atol=2e-6)
     for r, s in zip(rows, scores):
