@@ -53,7 +53,7 @@ def run_loso(samples, labels, cfg: TrainConfig, *, live_label: str, val_frac: fl
     rows = []
     for i, (group, splits) in enumerate(folds, 1):
         LOGGER.info("fold %d/%d: testing on %s (%s), training on %s", i, len(folds), group, describe(splits["test"]), describe(splits["train"]))
-        result = train_and_test(cfg, splits, labels, live_label=live_label, lbp_weight=lbp_weight, verbose=0)
+        result = train_and_test(cfg, splits, labels, live_label=live_label, lbp_weight=lbp_weight, train_cnn=False, verbose=0)
         m = result.test
         rows.append({
             "group": group, "n_live": m["n_live"], "n_attack": m["n_attack"], "threshold": result.threshold,

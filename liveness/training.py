@@ -187,6 +187,7 @@ def train_and_test(
     *,
     live_label: str = LIVE_LABEL,
     lbp_weight: float = 0.0,
+    train_cnn: bool = True,
     checkpoint: Path | None = None,
     verbose: int | None = None,
 ) -> FoldResult:
@@ -194,6 +195,8 @@ def train_and_test(
 
     With `lbp_weight` > 0 a colour-LBP model is trained on the same crops and the score
     is (1 - w) * CNN + w * LBP; the threshold is fixed on that fused validation score.
+    With w = 1 and `train_cnn=False` no CNN is trained at all (cross-validation needs
+    no model file).
     """
     live_index = labels.index(live_label)
     raw, kept = {}, {}
@@ -204,9 +207,12 @@ def train_and_test(
         if missing and (name == "train" or kept[name]):
             raise UserError(f"no readable {', '.join(missing)} images left in the {name} split")
     y = {k: np.array([labels.index(s.label) for s in v], dtype=np.int64) for k, v in kept.items()}
-    x = {k: prepare_faces(v, cfg.input_size) for k, v in raw.items()}
-    model, history = fit(cfg, x["train"], y["train"], x["val"], y["val"], len(labels), checkpoint=checkpoint, verbose=verbose)
-    scores = {k: predict_live(model, x[k], live_index) for k in ("val", "test")}
+    model, history = None, {}
+    scores = {k: np.zeros(len(raw[k])) for k in ("val", "test")}
+    if train_cnn or lbp_weight < 1:
+        x = {k: prepare_faces(v, cfg.input_size) for k, v in raw.items()}
+        model, history = fit(cfg, x["train"], y["train"], x["val"], y["val"], len(labels), checkpoint=checkpoint, verbose=verbose)
+        scores = {k: predict_live(model, x[k], live_index) for k in ("val", "test")}
     lbp_model = None
     if lbp_weight > 0:
         from liveness.lbp import LBPClassifier

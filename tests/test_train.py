@@ -231,11 +231,13 @@ def test_tiny_run_keeps_groups_apart_skips_corrupt_and_ignores_non_images(twin_r
 
 
 @pytest.mark.slow
-def test_loso_writes_a_table_per_group_and_no_model(tmp_path):
+@pytest.mark.parametrize("lbp_weight", [1.0, 0.0])  # the default (LBP, no CNN trained) and the CNN alone
+def test_loso_writes_a_table_per_group_and_no_model(tmp_path, lbp_weight):
     data = write_dataset(tmp_path / "dataset", subjects=3, frames=6, seed=1)
     out = tmp_path / "out"
     paths = outputs(out)
-    payload = train.run(dataset=[data], **paths, epochs=1, batch_size=16, seed=1, group_pattern=GROUP_PATTERN, loso=True)
+    payload = train.run(dataset=[data], **paths, epochs=1, batch_size=16, seed=1, group_pattern=GROUP_PATTERN, loso=True, lbp_weight=lbp_weight)
+    assert all((f["epochs"] > 0) == (lbp_weight < 1) for f in payload["folds"])
     rows = read_csv(out / "liveness_loso.csv")
     assert [r["group"] for r in rows] == ["subj0", "subj1", "subj2"]
     for r in rows:
