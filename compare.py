@@ -27,10 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
+from sklearn.preprocessing import LabelEncoder
+
 from liveness import LIVE_LABEL, ROOT
+from liveness.artifacts import LivenessClassifier, save_label_encoder, save_model
 from liveness.cli import UserError, cli_main, ensure_writable_dir, setup_logging
 from liveness.dataset import check_classes, describe, find_samples, prepare_faces, read_images
 from liveness.fileio import atomic_path, atomic_write_text
+from liveness.lbp import LBPClassifier
 from liveness.metrics import per_source, summarize
 from liveness.training import LBP_C, TrainConfig, fit, loso_folds, predict_live, validation_threshold
 
@@ -88,8 +92,6 @@ def _score_candidate(c: Candidate, done: dict[str, Scored], faces, is_live, labe
         a, b = (done[p] for p in c.parts)
         return Scored((a.val + b.val) / 2, (a.test + b.test) / 2)
     if c.kind == "lbp":
-        from liveness.lbp import LBPClassifier
-
         model = LBPClassifier(C=LBP_C, seed=seed).fit(faces["train"], is_live["train"].astype(int))
         return Scored(model.score(faces["val"]), model.score(faces["test"]), model)
     cfg = replace(c.train, seed=seed, epochs=min(c.train.epochs, epochs_cap) if epochs_cap else c.train.epochs)
@@ -110,9 +112,6 @@ def time_per_face(c: Candidate, models: dict[str, object], face: np.ndarray, liv
     if c.kind == "lbp":
         fn = lambda: model.score([face])  # noqa: E731
     else:
-        from liveness.artifacts import LivenessClassifier, save_label_encoder, save_model
-        from sklearn.preprocessing import LabelEncoder
-
         with tempfile.TemporaryDirectory() as tmp:
             save_model(model, Path(tmp) / "m.keras")
             save_label_encoder(Path(tmp) / "le.pickle", LabelEncoder().fit(labels))
