@@ -29,7 +29,7 @@ import numpy as np
 
 from sklearn.preprocessing import LabelEncoder
 
-from liveness import LIVE_LABEL, ROOT
+from liveness import FACE_SIZE, LIVE_LABEL, ROOT
 from liveness.artifacts import LivenessClassifier, save_label_encoder, save_model
 from liveness.cli import UserError, cli_main, ensure_writable_dir, setup_logging
 from liveness.dataset import check_classes, describe, find_samples, prepare_faces, read_images
@@ -59,7 +59,7 @@ CANDIDATES = {
     for c in (
         Candidate(
             "tutorial", "cnn", "LivenessNet 32x32, Adam 1e-4, batch 8, 50 epochs, threshold 0.5",
-            TrainConfig(arch="livenessnet", input_size=32, lr=1e-4, batch_size=8, epochs=50, patience=50),
+            TrainConfig(arch="livenessnet", input_size=FACE_SIZE, lr=1e-4, batch_size=8, epochs=50, patience=50),
             fixed_threshold=0.5,
         ),
         Candidate("livenessnet", "cnn", "LivenessNet 32x32, Adam 1e-3, early stopping, validation threshold", TrainConfig()),

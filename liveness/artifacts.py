@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from liveness import LIVE_LABEL
+from liveness import LIVE_LABEL, SPOOF_LABEL
 from liveness.cli import UserError, import_tensorflow
 from liveness.dataset import prepare_faces
 from liveness.fileio import atomic_path, atomic_write_bytes, atomic_write_text
@@ -254,7 +254,7 @@ class LivenessClassifier:
 
     def decide(self, scores: np.ndarray) -> list[str]:
         """Label per score at the operating threshold."""
-        other = next(l for l in self.labels if l != self.live_label) if len(self.labels) > 1 else "fake"
+        other = next(l for l in self.labels if l != self.live_label) if len(self.labels) > 1 else SPOOF_LABEL
         return [self.live_label if s >= self.threshold else other for s in np.asarray(scores)]
 
 

@@ -18,7 +18,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from liveness import ROOT, label_from_name
+from liveness import ROOT, SPOOF_LABEL, label_from_name
 from liveness.cli import UserError, cli_main, setup_logging
 from liveness.sources import list_videos
 
@@ -50,7 +50,7 @@ def find_data() -> tuple[str, Path, list[Path], str | None]:
 def demo_video(videos: Path) -> Path:
     """A fake video if there is one (the interesting case), else any video."""
     candidates = list_videos(videos)
-    return next((v for v in candidates if label_from_name(v.name) == "fake"), candidates[0])
+    return next((v for v in candidates if label_from_name(v.name) == SPOOF_LABEL), candidates[0])
 
 
 def run(*, skip: int = 2, epochs: int = 50, display: bool | None = None) -> int:
