@@ -34,9 +34,9 @@ from liveness.artifacts import LivenessClassifier, save_label_encoder, save_mode
 from liveness.cli import UserError, cli_main, ensure_writable_dir, setup_logging
 from liveness.dataset import check_classes, describe, find_samples, prepare_faces, read_images
 from liveness.fileio import atomic_path, atomic_write_text
-from liveness.lbp import LBPClassifier
+from liveness.lbp import CLASSIC_SETTINGS, DEFAULT_SETTINGS, LBPClassifier, LBPSettings
 from liveness.metrics import per_source, summarize
-from liveness.training import LBP_C, TrainConfig, fit, loso_folds, predict_live, validation_threshold
+from liveness.training import TrainConfig, fit, loso_folds, predict_live, validation_threshold
 
 LOGGER = logging.getLogger("liveness")
 OUTPUT = ROOT / "output" / "compare"
@@ -52,6 +52,7 @@ class Candidate:
     train: TrainConfig | None = None
     fixed_threshold: float | None = None  # None: EER point on validation subjects
     parts: tuple[str, ...] = ()  # fusion: names of the candidates whose scores are averaged
+    lbp: LBPSettings = DEFAULT_SETTINGS  # kind "lbp": what it computes
 
 
 CANDIDATES = {
@@ -63,7 +64,8 @@ CANDIDATES = {
             fixed_threshold=0.5,
         ),
         Candidate("livenessnet", "cnn", "LivenessNet 32x32, Adam 1e-3, early stopping, validation threshold", TrainConfig()),
-        Candidate("lbp", "lbp", "colour LBP (HSV+YCrCb, 64x64) + logistic regression"),
+        Candidate("lbp", "lbp", "default: colour LBP (HSV+YCrCb, 4 points, radii 1/2/4, 160x160) + colour moments, logistic regression"),
+        Candidate("lbp-classic", "lbp", "colour LBP as in Boulkenafet 2015 (8 points, radii 1/2, 64x64), logistic regression", lbp=CLASSIC_SETTINGS),
         Candidate("fusion", "fusion", "mean of LivenessNet and colour-LBP scores", parts=("livenessnet", "lbp")),
         Candidate("mobilenetv2", "cnn", "MobileNetV2 a=0.35, 64x64, no pretrained weights", TrainConfig(arch="mobilenetv2", input_size=64, epochs=20)),
         Candidate("mobilenetv3small", "cnn", "MobileNetV3-Small, 64x64, no pretrained weights", TrainConfig(arch="mobilenetv3small", input_size=64, epochs=20)),
@@ -92,7 +94,7 @@ def _score_candidate(c: Candidate, done: dict[str, Scored], faces, is_live, labe
         a, b = (done[p] for p in c.parts)
         return Scored((a.val + b.val) / 2, (a.test + b.test) / 2)
     if c.kind == "lbp":
-        model = LBPClassifier(C=LBP_C, seed=seed).fit(faces["train"], is_live["train"].astype(int))
+        model = LBPClassifier.from_settings(c.lbp, seed=seed).fit(faces["train"], is_live["train"].astype(int))
         return Scored(model.score(faces["val"]), model.score(faces["test"]), model)
     cfg = replace(c.train, seed=seed, epochs=min(c.train.epochs, epochs_cap) if epochs_cap else c.train.epochs)
     live_index = labels.index(live_label)

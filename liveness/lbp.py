@@ -1,6 +1,8 @@
 """Colour-texture LBP liveness model: uniform LBP histograms of the HSV and YCrCb
-channels of a face crop, fed to a linear classifier (Boulkenafet, Komulainen and
-Hadid, "Face anti-spoofing based on color texture analysis", ICIP 2015)."""
+channels of a face crop (Boulkenafet, Komulainen and Hadid, "Face anti-spoofing
+based on color texture analysis", ICIP 2015), optionally with the colour moments of
+those channels (the "chromatic moments" of Wen, Han and Jain, "Face spoof detection
+with image distortion analysis", 2015), fed to a linear classifier."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import json
 import pathlib
 import zipfile
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import cv2
@@ -19,16 +22,43 @@ from sklearn.preprocessing import StandardScaler
 
 from liveness.fileio import atomic_path
 
-LBP_SIZE = 64  # crops are resized to LBP_SIZE x LBP_SIZE before feature extraction
+LBP_SIZE = 64  # lbp_features' default: crops are resized to LBP_SIZE x LBP_SIZE first
+
+
+@dataclass(frozen=True)
+class LBPSettings:
+    """What LBPClassifier computes from a crop, and its regularisation.
+
+    DEFAULT_SETTINGS was chosen leave-one-subject-out on the shared data (compare.py):
+    four-point LBP (every sample on the pixel grid, so no interpolation: cheap at a
+    large size) at 160x160 sees the fine screen texture that 64x64 blurs away, and the
+    colour moments see the screen's gamut and white point. CLASSIC_SETTINGS is the
+    paper's 8-point LBP at 64x64, without moments.
+    """
+
+    size: int = 160
+    points: int = 4
+    radii: tuple[int, ...] = (1, 2, 4)
+    moments: bool = True
+    C: float = 0.01
+
+
+DEFAULT_SETTINGS = LBPSettings()
+CLASSIC_SETTINGS = LBPSettings(size=LBP_SIZE, points=8, radii=(1, 2), moments=False, C=0.003)
 
 # Written into every saved model; load() refuses files without it.
-_FORMAT = "liveness.lbp.LBPClassifier/1"
+_FORMAT = "liveness.lbp.LBPClassifier/2"  # /2 added "moments"; /1 files still load
+_OLD_FORMATS = ("liveness.lbp.LBPClassifier/1",)
 _ARRAY_KEYS = ("scaler_mean", "scaler_scale", "coef", "intercept", "classes")
 
 
-def feature_length(points: int = 8, radii: Sequence[int] = (1, 2)) -> int:
-    """Length of the vector lbp_features returns for these settings."""
-    return 6 * len(radii) * (points + 2)
+N_MOMENTS = 17  # colour_moments: mean, std, skew of S, V, Y, Cr, Cb + the hue's mean direction
+
+
+def feature_length(points: int = 8, radii: Sequence[int] = (1, 2), moments: bool = False) -> int:
+    """Length of the vector lbp_features returns for these settings (plus the colour
+    moments, when LBPClassifier adds them)."""
+    return 6 * len(radii) * (points + 2) + (N_MOMENTS if moments else 0)
 
 
 def _check_settings(size: int, points: int, radii: Sequence[int]) -> tuple[int, int, tuple[int, ...]]:
@@ -231,11 +261,13 @@ def _uniform_lbp_codes(chans: np.ndarray, points: int, radii: tuple[int, ...], o
     pad = r_max * (size + 1)
     flat8 = np.zeros(n + 2 * pad, dtype=np.uint8)
     flat8[pad : pad + n] = chans.reshape(-1)
-    flat = flat8.astype(np.float64)
-    centre8, centre = flat8[pad : pad + n], flat[pad : pad + n]
-    horizontal = np.empty(n + 2 * r_max * size, dtype=np.float64)
-    val = np.empty(n, dtype=np.float64)
-    tmp = np.empty_like(horizontal)
+    centre8 = flat8[pad : pad + n]
+    if any(_lbp_plan(points, r, size).groups for r in radii):  # some samples fall between pixels
+        flat = flat8.astype(np.float64)
+        centre = flat[pad : pad + n]
+        horizontal = np.empty(n + 2 * r_max * size, dtype=np.float64)
+        val = np.empty(n, dtype=np.float64)
+        tmp = np.empty_like(horizontal)
     bits = np.empty((points, -(-n // 8) * 8), dtype=np.bool_)  # rows of whole uint64s
     for ri, r in enumerate(radii):
         plan = _lbp_plan(points, r, size)
@@ -336,11 +368,52 @@ def _channel_stack(crops: list[np.ndarray], size: int) -> np.ndarray:
     return out.reshape(n * 6, size, size)
 
 
-def _features(crops: list[np.ndarray], size: int, points: int, radii: tuple[int, ...]) -> np.ndarray:
+@functools.lru_cache(maxsize=1)
+def _moment_tables() -> np.ndarray:
+    """(5, 256) float64: per 8-bit value v, the terms whose histogram-weighted sums give
+    the moments: x, x**2, x**3 with x = v / 255, and the cos and sin of v as OpenCV's
+    8-bit hue (0-179 = 0-358 degrees)."""
+    v = np.arange(256, dtype=np.float64)
+    x = v / 255.0
+    angle = v * (2 * np.pi / 180)
+    table = np.stack([x, x**2, x**3, np.cos(angle), np.sin(angle)])
+    table.flags.writeable = False
+    return table
+
+
+def _colour_moments(chans: np.ndarray) -> np.ndarray:
+    """(n, N_MOMENTS) float64 from (n * 6, size, size) H, S, V, Y, Cr, Cb images: mean,
+    standard deviation and skewness of S, V, Y, Cr and Cb (scaled to 0-1), then the
+    mean of the hue as a direction (cos, sin): hue is an angle, so its plain mean
+    would put red (0 and 179) halfway round the wheel.
+
+    From each channel's 256-bin histogram: exact, and a tenth of the cost of float
+    arithmetic over every pixel."""
+    m, size, _ = chans.shape
+    hist = np.empty((m, 256), dtype=np.float64)
+    for i in range(m):
+        hist[i] = cv2.calcHist([chans[i]], [0], None, [256], [0, 256])[:, 0]
+    hist /= size * size
+    sums = hist @ _moment_tables().T  # (m, 5): E[x], E[x^2], E[x^3], E[cos h], E[sin h]
+    sums = sums.reshape(m // 6, 6, 5)
+    e1, e2, e3 = (sums[:, 1:, k] for k in range(3))  # S, V, Y, Cr, Cb
+    var = np.maximum(e2 - e1**2, 0.0)
+    std = np.sqrt(var)
+    third = e3 - 3 * e1 * e2 + 2 * e1**3  # E[(x - mean)^3]
+    skew = np.where(std > 1e-6, third / np.maximum(std, 1e-6) ** 3, 0.0)  # flat channel: 0, not nan
+    hue = sums[:, 0, 3:]
+    return np.concatenate([e1, std, skew, hue], axis=1)
+
+
+def _features(crops: list[np.ndarray], size: int, points: int, radii: tuple[int, ...], moments: bool = False) -> np.ndarray:
     """(N, D) float32 features of resized BGR crops."""
-    hist = _uniform_lbp_histograms(_channel_stack(crops, size), points, radii)
+    chans = _channel_stack(crops, size)
+    hist = _uniform_lbp_histograms(chans, points, radii)
     # (N, 6, len(radii), points + 2): face, channel (H, S, V, Y, Cr, Cb), radius, bin.
-    return hist.reshape(len(crops), -1).astype(np.float32)
+    feats = hist.reshape(len(crops), -1)
+    if moments:
+        feats = np.concatenate([feats, _colour_moments(chans)], axis=1)
+    return feats.astype(np.float32)
 
 
 def lbp_features(
@@ -364,37 +437,57 @@ def lbp_features(
 
 
 def lbp_features_batch(
-    faces: Sequence[np.ndarray], *, size: int = LBP_SIZE, points: int = 8, radii: tuple[int, ...] = (1, 2)
+    faces: Sequence[np.ndarray],
+    *,
+    size: int = LBP_SIZE,
+    points: int = 8,
+    radii: tuple[int, ...] = (1, 2),
+    moments: bool = False,
 ) -> np.ndarray:
     """(N, D) float32 matrix of lbp_features for each face; (0, D) for no faces.
+    With `moments`, each row ends with the N_MOMENTS colour moments of the same
+    resized crop's HSV and YCrCb channels.
 
-    Row i equals lbp_features(faces[i], ...) exactly. Every face is validated
+    Row i equals lbp_features(faces[i], ...) exactly (its first D values, with moments). Every face is validated
     before any work; the colour conversion then runs on up to _BATCH_FACES faces at
     once and the LBP on blocks of _BLOCK_IMAGES channel images (two faces: larger
     blocks fall out of the CPU cache and get slower per face, not faster).
     """
     faces = list(faces)
     if not faces:
-        return np.zeros((0, feature_length(points, radii)), dtype=np.float32)
+        return np.zeros((0, feature_length(points, radii, moments)), dtype=np.float32)
     size, points, radii = _check_settings(size, points, radii)
     crops = [_resized(face, size) for face in faces]  # validates every face before any work
-    rows = [_features(crops[i : i + _BATCH_FACES], size, points, radii) for i in range(0, len(crops), _BATCH_FACES)]
+    rows = [
+        _features(crops[i : i + _BATCH_FACES], size, points, radii, moments) for i in range(0, len(crops), _BATCH_FACES)
+    ]
     return np.concatenate(rows, axis=0)
 
 
 class LBPClassifier:
-    """StandardScaler + class-balanced LogisticRegression over lbp_features.
+    """StandardScaler + class-balanced LogisticRegression over lbp_features_batch
+    (with colour moments by default: see LBPSettings).
 
     Logistic regression rather than the paper's SVM: a linear model suits these
-    short histograms (120 values by default), gives probabilities without SVC's
+    short vectors (125 values by default), gives probabilities without SVC's
     internal cross-validation, and its fitted state is a handful of arrays, so
     it saves and loads without pickle.
     """
 
     def __init__(
-        self, *, size: int = LBP_SIZE, points: int = 8, radii: tuple[int, ...] = (1, 2), C: float = 1.0, seed: int = 0
+        self,
+        *,
+        size: int = DEFAULT_SETTINGS.size,
+        points: int = DEFAULT_SETTINGS.points,
+        radii: tuple[int, ...] = DEFAULT_SETTINGS.radii,
+        moments: bool = DEFAULT_SETTINGS.moments,
+        C: float = DEFAULT_SETTINGS.C,
+        seed: int = 0,
     ) -> None:
         self.size, self.points, self.radii = _check_settings(size, points, radii)
+        if not isinstance(moments, (bool, np.bool_)):
+            raise ValueError(f"moments must be True or False, got {moments!r}")
+        self.moments = bool(moments)
         C = float(C)
         if not np.isfinite(C) or C <= 0:
             raise ValueError(f"C must be a positive finite number, got {C!r}")
@@ -402,8 +495,12 @@ class LBPClassifier:
         self.seed = int(seed)
         self.pipeline: Pipeline | None = None
 
+    @classmethod
+    def from_settings(cls, settings: LBPSettings = DEFAULT_SETTINGS, *, seed: int = 0) -> LBPClassifier:
+        return cls(**asdict(settings), seed=seed)
+
     def _features(self, faces: Sequence[np.ndarray]) -> np.ndarray:
-        feats = lbp_features_batch(faces, size=self.size, points=self.points, radii=self.radii)
+        feats = lbp_features_batch(faces, size=self.size, points=self.points, radii=self.radii, moments=self.moments)
         # float64 so scikit-learn fits in float64 too: the saved float64 parameters then
         # reproduce scores exactly (on float32 input it would keep float32 state).
         return feats.astype(np.float64)
@@ -449,7 +546,10 @@ class LBPClassifier:
         return p_class1 if clf.classes_[1] == 1 else 1.0 - p_class1
 
     def _params(self) -> dict:
-        return {"size": self.size, "points": self.points, "radii": list(self.radii), "C": self.C, "seed": self.seed}
+        return {
+            "size": self.size, "points": self.points, "radii": list(self.radii), "moments": self.moments,
+            "C": self.C, "seed": self.seed,
+        }
 
     def save(self, path: pathlib.Path) -> None:
         """Write the fitted model to `path` (.npz contents, no pickle), atomically."""
@@ -493,15 +593,18 @@ class LBPClassifier:
             missing = {"format", "params", *_ARRAY_KEYS} - set(data.files)
             if missing:
                 raise ValueError(f"missing {', '.join(sorted(missing))}")
-            if data["format"].shape != () or str(data["format"]) != _FORMAT:
-                raise ValueError(f"unknown format {str(data['format'])[:60]!r}")
+            fmt = str(data["format"])
+            if data["format"].shape != () or fmt not in (_FORMAT, *_OLD_FORMATS):
+                raise ValueError(f"unknown format {fmt[:60]!r}")
             params = json.loads(str(data["params"]))
-            if not isinstance(params, dict) or set(params) != {"size", "points", "radii", "C", "seed"}:
+            if isinstance(params, dict) and fmt in _OLD_FORMATS:
+                params.setdefault("moments", False)  # /1 models had no colour moments
+            if not isinstance(params, dict) or set(params) != {"size", "points", "radii", "moments", "C", "seed"}:
                 raise ValueError("bad params")
             arrays = {k: data[k] for k in _ARRAY_KEYS}
 
         model = cls(**params)
-        d = feature_length(model.points, model.radii)
+        d = feature_length(model.points, model.radii, model.moments)
         mean = arrays["scaler_mean"].astype(np.float64, casting="same_kind")
         scale = arrays["scaler_scale"].astype(np.float64, casting="same_kind")
         coef = arrays["coef"].astype(np.float64, casting="same_kind")

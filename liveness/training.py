@@ -24,9 +24,6 @@ from liveness.models import DEFAULT_ARCH, build_model
 LOGGER = logging.getLogger("liveness")
 
 LOSSES = ("ce", "focal")
-# Colour-LBP regularisation: C in 0.003-1 tried leave-one-subject-out on the shared
-# data; the strongest transferred best to unseen people.
-LBP_C = 0.003
 
 
 @dataclass
@@ -217,7 +214,7 @@ def train_and_test(
     if lbp_weight > 0:
         from liveness.lbp import LBPClassifier
 
-        lbp_model = LBPClassifier(C=LBP_C, seed=cfg.seed).fit(raw["train"], (y["train"] == live_index).astype(int))
+        lbp_model = LBPClassifier(seed=cfg.seed).fit(raw["train"], (y["train"] == live_index).astype(int))
         for k in ("val", "test"):
             if len(raw[k]):
                 scores[k] = (1 - lbp_weight) * scores[k] + lbp_weight * lbp_model.score(raw[k])

@@ -61,10 +61,10 @@ def test_compare_runs_end_to_end_on_a_tiny_fold_set(tmp_path):
     data = _make_subjects(tmp_path / "crops")
     out = tmp_path / "cmp"
     rows = compare.run(
-        dataset=[data], configs=["tutorial", "livenessnet", "lbp", "fusion"],
+        dataset=[data], configs=["tutorial", "livenessnet", "lbp", "lbp-classic", "fusion"],
         output=out, epochs=1, max_folds=2, val_frac=0.4, timing_repeats=5,
     )
-    assert [r["config"] for r in rows] == ["tutorial", "livenessnet", "lbp", "fusion"]
+    assert [r["config"] for r in rows] == ["tutorial", "livenessnet", "lbp", "lbp-classic", "fusion"]
     for r in rows:
         assert r["folds"] == 2
         assert 0.0 <= r["acer_mean"] <= 1.0

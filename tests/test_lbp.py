@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 
 import numpy as np
@@ -9,7 +10,10 @@ import pytest
 
 
 from liveness import lbp as lbp_module
-from liveness.lbp import LBP_SIZE, LBPClassifier, feature_length, lbp_features, lbp_features_batch  # noqa: E402
+from liveness.lbp import (  # noqa: E402
+    CLASSIC_SETTINGS, DEFAULT_SETTINGS, LBP_SIZE, N_MOMENTS, LBPClassifier, feature_length, lbp_features,
+    lbp_features_batch,
+)
 
 
 def _lbp_features_reference(
@@ -270,7 +274,9 @@ def test_classifier_separates_and_scores_in_range(fitted) -> None:
 
 def test_score_equals_scikit_learn_predict_proba(fitted) -> None:
     model, faces, _, _ = fitted
-    feats = lbp_features_batch(faces).astype(np.float64)
+    feats = lbp_features_batch(
+        faces, size=model.size, points=model.points, radii=model.radii, moments=model.moments
+    ).astype(np.float64)
     expected = model.pipeline.predict_proba(feats)[:, list(model.pipeline.classes_).index(1)]
     np.testing.assert_allclose(model.score(faces), expected, rtol=1e-9, atol=1e-12)
 
@@ -301,8 +307,8 @@ def test_save_load_round_trip(fitted, tmp_path: pathlib.Path) -> None:
     model.save(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lbp_model.npz"]  # no temp file left behind
     loaded = LBPClassifier.load(path)
-    assert (loaded.size, loaded.points, loaded.radii, loaded.C, loaded.seed) == (
-        model.size, model.points, model.radii, model.C, model.seed,
+    assert (loaded.size, loaded.points, loaded.radii, loaded.moments, loaded.C, loaded.seed) == (
+        model.size, model.points, model.radii, model.moments, model.C, model.seed,
     )
     np.testing.assert_array_equal(loaded.score(faces), scores)
     # Overwriting an existing file goes through the same atomic replace.
@@ -342,7 +348,7 @@ def test_load_refuses_object_arrays_and_malformed_models(fitted, tmp_path: pathl
     good = tmp_path / "good.npz"
     fitted[0].save(good)
     bad = tmp_path / "bad.npz"
-    d = feature_length()
+    d = feature_length(DEFAULT_SETTINGS.points, DEFAULT_SETTINGS.radii, DEFAULT_SETTINGS.moments)
     # np.savez pickles an object array; load must refuse it rather than unpickle.
     _resave(good, bad, coef=np.array([{"payload": 1}] * d, dtype=object).reshape(1, d))
     with pytest.raises(ValueError, match=r"bad\.npz.*[Oo]bject"):
@@ -352,6 +358,7 @@ def test_load_refuses_object_arrays_and_malformed_models(fitted, tmp_path: pathl
         {"format": np.array("something-else/1")},
         {"params": np.array("{not json")},
         {"params": np.array('{"size": 64, "points": 8, "radii": [1, 2], "C": 1.0}')},
+        {"params": np.array('{"size": 64, "points": 8, "radii": [1, 2], "moments": 1, "C": 1.0, "seed": 0}')},
         {"scaler_mean": np.zeros(d - 1)},
         {"scaler_scale": np.zeros(d)},
         {"classes": np.array([0, 2])},
@@ -405,3 +412,69 @@ def _timing_report(repeats: int = 15) -> None:
 
 if __name__ == "__main__":
     _timing_report()
+
+
+# --- colour moments and settings ------------------------------------------------
+
+
+def test_colour_moments_of_known_images() -> None:
+    """The moments that end each row with moments=True, checked against images whose
+    moments are known by construction."""
+    n_lbp = feature_length(4, (1,))
+    # Flat mid-grey: every channel constant (std and skew 0, no nan), hue 0 (cos 1, sin 0).
+    grey = np.full((40, 40, 3), 128, dtype=np.uint8)
+    m = lbp_features_batch([grey], size=32, points=4, radii=(1,), moments=True)[0]
+    assert m.shape == (n_lbp + N_MOMENTS,) and np.isfinite(m).all()
+    mean, std, skew, hue = m[n_lbp : n_lbp + 5], m[n_lbp + 5 : n_lbp + 10], m[n_lbp + 10 : n_lbp + 15], m[n_lbp + 15 :]
+    np.testing.assert_allclose(std, 0, atol=1e-6)
+    np.testing.assert_allclose(skew, 0, atol=1e-6)
+    np.testing.assert_allclose(hue, [1, 0], atol=1e-6)
+    # S, V, Y, Cr, Cb of mid-grey in OpenCV's 8-bit conversions: 0, 128, 128, 128, 128.
+    np.testing.assert_allclose(mean, np.array([0, 128, 128, 128, 128]) / 255, atol=1e-6)
+    # Half black, half white: V and Y have mean 0.5, std 0.5, skew 0.
+    half = np.zeros((32, 32, 3), dtype=np.uint8)
+    half[:, 16:] = 255
+    m = lbp_features_batch([half], size=32, points=4, radii=(1,), moments=True)[0]
+    np.testing.assert_allclose(m[n_lbp + 1], 0.5, atol=1e-6)  # V mean
+    np.testing.assert_allclose(m[n_lbp + 6], 0.5, atol=1e-6)  # V std
+    np.testing.assert_allclose(m[n_lbp + 11], 0.0, atol=1e-6)  # V skew
+    # Pure red and pure blue: hue directions 0 and 240 degrees.
+    red = np.zeros((32, 32, 3), dtype=np.uint8)
+    red[..., 2] = 255
+    blue = np.zeros((32, 32, 3), dtype=np.uint8)
+    blue[..., 0] = 255
+    rows = lbp_features_batch([red, blue], size=32, points=4, radii=(1,), moments=True)
+    np.testing.assert_allclose(rows[0, -2:], [1, 0], atol=1e-6)
+    np.testing.assert_allclose(rows[1, -2:], [np.cos(np.radians(240)), np.sin(np.radians(240))], atol=1e-6)
+
+
+def test_moments_extend_the_lbp_rows_unchanged() -> None:
+    faces, _ = _two_class_set(3, seed=5)
+    plain = lbp_features_batch(faces, size=96, points=4, radii=(1, 2))
+    both = lbp_features_batch(faces, size=96, points=4, radii=(1, 2), moments=True)
+    assert both.shape == (len(faces), feature_length(4, (1, 2), moments=True))
+    np.testing.assert_array_equal(both[:, : plain.shape[1]], plain)
+
+
+def test_settings_build_the_classifier_they_name() -> None:
+    for settings in (DEFAULT_SETTINGS, CLASSIC_SETTINGS):
+        model = LBPClassifier.from_settings(settings, seed=3)
+        assert (model.size, model.points, model.radii, model.moments, model.C, model.seed) == (
+            settings.size, settings.points, settings.radii, settings.moments, settings.C, 3,
+        )
+    with pytest.raises(ValueError, match="moments"):
+        LBPClassifier(moments="yes")  # type: ignore[arg-type]
+
+
+def test_version_1_models_still_load(tmp_path: pathlib.Path) -> None:
+    """Files saved before colour moments existed (format /1, no "moments") load as
+    moment-free models and score as before."""
+    faces, labels = _two_class_set(8, seed=11)
+    old = LBPClassifier.from_settings(CLASSIC_SETTINGS).fit(faces, labels)
+    path = tmp_path / "v2.npz"
+    old.save(path)
+    params = {k: v for k, v in old._params().items() if k != "moments"}
+    _resave(path, tmp_path / "v1.npz", format=np.array("liveness.lbp.LBPClassifier/1"), params=np.array(json.dumps(params)))
+    loaded = LBPClassifier.load(tmp_path / "v1.npz")
+    assert loaded.moments is False
+    np.testing.assert_array_equal(loaded.score(faces), old.score(faces))
