@@ -11,7 +11,7 @@ import pytest
 
 from liveness import lbp as lbp_module
 from liveness.lbp import (  # noqa: E402
-    CLASSIC_SETTINGS, DEFAULT_SETTINGS, LBP_SIZE, N_MOMENTS, LBPClassifier, feature_length, lbp_features,
+    CHANNELS, CLASSIC_SETTINGS, DEFAULT_SETTINGS, LBP_SIZE, N_MOMENTS, LBPClassifier, feature_length, lbp_features,
     lbp_features_batch,
 )
 
@@ -29,8 +29,7 @@ def _lbp_features_reference(
     bgr = face_bgr if face_bgr.ndim == 3 else cv2.cvtColor(face_bgr, cv2.COLOR_GRAY2BGR)
     h, w = bgr.shape[:2]
     if (h, w) != (size, size):
-        interp = cv2.INTER_AREA if h >= size and w >= size else cv2.INTER_LINEAR
-        bgr = cv2.resize(bgr, (size, size), interpolation=interp)
+        bgr = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_LINEAR)
     bgr = np.ascontiguousarray(bgr)
     channels = [*cv2.split(cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)), *cv2.split(cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb))]
     out = []
@@ -114,7 +113,7 @@ def test_features_any_size_and_grey() -> None:
     for shape in [(200, 150, 3), (20, 31, 3), (64, 64), (64, 64, 4)]:
         f = lbp_features(rng.integers(0, 256, shape, dtype=np.uint8))
         assert f.shape == (feature_length(),)
-    # Resizing happens first: a 2x upscaled image with INTER_AREA back to 64 is the same crop.
+    # Resizing happens first: a 2x pixel-repeated image resized back to 64 is the same crop.
     img = _golden_image()
     big = np.repeat(np.repeat(img, 2, axis=0), 2, axis=1)
     np.testing.assert_array_equal(lbp_features(big), lbp_features(img))
@@ -275,7 +274,7 @@ def test_classifier_separates_and_scores_in_range(fitted) -> None:
 def test_score_equals_scikit_learn_predict_proba(fitted) -> None:
     model, faces, _, _ = fitted
     feats = lbp_features_batch(
-        faces, size=model.size, points=model.points, radii=model.radii, moments=model.moments
+        faces, size=model.size, points=model.points, radii=model.radii, channels=model.channels, moments=model.moments
     ).astype(np.float64)
     expected = model.pipeline.predict_proba(feats)[:, list(model.pipeline.classes_).index(1)]
     np.testing.assert_allclose(model.score(faces), expected, rtol=1e-9, atol=1e-12)
@@ -307,8 +306,8 @@ def test_save_load_round_trip(fitted, tmp_path: pathlib.Path) -> None:
     model.save(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lbp_model.npz"]  # no temp file left behind
     loaded = LBPClassifier.load(path)
-    assert (loaded.size, loaded.points, loaded.radii, loaded.moments, loaded.C, loaded.seed) == (
-        model.size, model.points, model.radii, model.moments, model.C, model.seed,
+    assert (loaded.size, loaded.points, loaded.radii, loaded.channels, loaded.moments, loaded.C, loaded.seed) == (
+        model.size, model.points, model.radii, model.channels, model.moments, model.C, model.seed,
     )
     np.testing.assert_array_equal(loaded.score(faces), scores)
     # Overwriting an existing file goes through the same atomic replace.
@@ -348,7 +347,7 @@ def test_load_refuses_object_arrays_and_malformed_models(fitted, tmp_path: pathl
     good = tmp_path / "good.npz"
     fitted[0].save(good)
     bad = tmp_path / "bad.npz"
-    d = feature_length(DEFAULT_SETTINGS.points, DEFAULT_SETTINGS.radii, DEFAULT_SETTINGS.moments)
+    d = feature_length(DEFAULT_SETTINGS.points, DEFAULT_SETTINGS.radii, DEFAULT_SETTINGS.moments, DEFAULT_SETTINGS.channels)
     # np.savez pickles an object array; load must refuse it rather than unpickle.
     _resave(good, bad, coef=np.array([{"payload": 1}] * d, dtype=object).reshape(1, d))
     with pytest.raises(ValueError, match=r"bad\.npz.*[Oo]bject"):
@@ -358,7 +357,8 @@ def test_load_refuses_object_arrays_and_malformed_models(fitted, tmp_path: pathl
         {"format": np.array("something-else/1")},
         {"params": np.array("{not json")},
         {"params": np.array('{"size": 64, "points": 8, "radii": [1, 2], "C": 1.0}')},
-        {"params": np.array('{"size": 64, "points": 8, "radii": [1, 2], "moments": 1, "C": 1.0, "seed": 0}')},
+        {"params": np.array('{"size": 64, "points": 8, "radii": [1, 2], "channels": ["Y"], "moments": 1, "C": 1.0, "seed": 0}')},
+        {"params": np.array('{"size": 64, "points": 8, "radii": [1, 2], "channels": ["Q"], "moments": true, "C": 1.0, "seed": 0}')},
         {"scaler_mean": np.zeros(d - 1)},
         {"scaler_scale": np.zeros(d)},
         {"classes": np.array([0, 2])},
@@ -459,11 +459,24 @@ def test_moments_extend_the_lbp_rows_unchanged() -> None:
 def test_settings_build_the_classifier_they_name() -> None:
     for settings in (DEFAULT_SETTINGS, CLASSIC_SETTINGS):
         model = LBPClassifier.from_settings(settings, seed=3)
-        assert (model.size, model.points, model.radii, model.moments, model.C, model.seed) == (
-            settings.size, settings.points, settings.radii, settings.moments, settings.C, 3,
+        assert (model.size, model.points, model.radii, model.channels, model.moments, model.C, model.seed) == (
+            settings.size, settings.points, settings.radii, settings.channels, settings.moments, settings.C, 3,
         )
     with pytest.raises(ValueError, match="moments"):
         LBPClassifier(moments="yes")  # type: ignore[arg-type]
+    for bad in ("Y", ("Y", "Y"), ("R",), ()):
+        with pytest.raises(ValueError, match="channels"):
+            LBPClassifier(channels=bad)  # type: ignore[arg-type]
+
+
+def test_a_channel_subset_is_those_channels_of_the_full_features() -> None:
+    faces, _ = _two_class_set(3, seed=8)
+    full = lbp_features_batch(faces, size=48, points=4, radii=(1, 3)).reshape(len(faces), 6, 2, 6)
+    subset = ("Cb", "H", "Y")
+    part = lbp_features_batch(faces, size=48, points=4, radii=(1, 3), channels=subset)
+    assert part.shape == (len(faces), feature_length(4, (1, 3), channels=subset))
+    np.testing.assert_array_equal(part.reshape(len(faces), 3, 2, 6), full[:, [CHANNELS.index(c) for c in subset]])
+    np.testing.assert_array_equal(lbp_features(faces[0], size=48, points=4, radii=(1, 3), channels=subset), part[0])
 
 
 def test_version_1_models_still_load(tmp_path: pathlib.Path) -> None:
@@ -473,8 +486,8 @@ def test_version_1_models_still_load(tmp_path: pathlib.Path) -> None:
     old = LBPClassifier.from_settings(CLASSIC_SETTINGS).fit(faces, labels)
     path = tmp_path / "v2.npz"
     old.save(path)
-    params = {k: v for k, v in old._params().items() if k != "moments"}
+    params = {k: v for k, v in old._params().items() if k not in ("channels", "moments")}
     _resave(path, tmp_path / "v1.npz", format=np.array("liveness.lbp.LBPClassifier/1"), params=np.array(json.dumps(params)))
     loaded = LBPClassifier.load(tmp_path / "v1.npz")
-    assert loaded.moments is False
+    assert loaded.moments is False and loaded.channels == CHANNELS
     np.testing.assert_array_equal(loaded.score(faces), old.score(faces))
