@@ -162,7 +162,10 @@ def _equivalence_images() -> list[tuple[str, np.ndarray]]:
     return images
 
 
-@pytest.mark.parametrize(("points", "radii"), [(8, (1, 2)), (8, (1, 2, 3)), (16, (2, 3)), (12, (2,)), (4, (1,))])
+# (4, (1,)) and (4, (1, 4)) count raw codes and map them to uniform bins afterwards.
+@pytest.mark.parametrize(
+    ("points", "radii"), [(8, (1, 2)), (8, (1, 2, 3)), (16, (2, 3)), (12, (2,)), (4, (1,)), (4, (1, 4)), (4, (1, 2, 4))]
+)
 def test_features_match_scikit_image(points: int, radii: tuple[int, ...]) -> None:
     # The contract: the vectorised features equal scikit-image's within 1e-3 per bin.
     # They are in fact bit-identical (same sample points, same float64 interpolation in
