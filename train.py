@@ -28,6 +28,7 @@ from liveness.artifacts import check_model_path, save_label_encoder, save_model,
 from liveness.cli import UserError, cli_main, ensure_parent_dir, ensure_writable_dir, setup_logging
 from liveness.dataset import SPLIT_MODES, check_classes, describe, find_samples, split_samples
 from liveness.fileio import atomic_write_text
+from liveness.lbp import DEFAULT_SETTINGS
 from liveness.models import ARCHS
 from liveness.plots import plot_history
 from liveness.report import fmt, write_evaluation
@@ -153,7 +154,8 @@ def run(
     LOGGER.info("training %s (%dx%d) for up to %d epochs", cfg.arch, cfg.input_size, cfg.input_size, cfg.epochs)
     if lbp_weight > 0:
         LOGGER.info(
-            "and a colour-LBP texture model; score = %.2g x CNN + %.2g x LBP%s", 1 - lbp_weight, lbp_weight,
+            "and a colour-texture model (%s); score = %.2g x CNN + %.2g x LBP%s", DEFAULT_SETTINGS.describe(),
+            1 - lbp_weight, lbp_weight,
             " (LBP only: the CNN is saved but not used; --lbp-weight 0 scores with the CNN alone)" if lbp_weight >= 1 else "",
         )
     result = train_and_test(cfg, splits, labels, live_label=live_label, lbp_weight=lbp_weight, checkpoint=checkpoint)

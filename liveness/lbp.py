@@ -46,6 +46,13 @@ class LBPSettings:
     moments: bool = True
     C: float = 0.01
 
+    def describe(self) -> str:
+        """One line for logs and reports, e.g. '4-point uniform LBP, radii 1/4, H S Y Cr Cb, 160x160 ...'."""
+        return (
+            f"{self.points}-point uniform LBP, radii {'/'.join(map(str, self.radii))}, {' '.join(self.channels)}, "
+            f"{self.size}x{self.size}{' + colour moments' if self.moments else ''}, logistic regression C={self.C:g}"
+        )
+
 
 DEFAULT_SETTINGS = LBPSettings()
 CLASSIC_SETTINGS = LBPSettings(size=LBP_SIZE, points=8, radii=(1, 2), channels=CHANNELS, moments=False, C=0.003)

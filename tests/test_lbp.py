@@ -467,6 +467,10 @@ def test_settings_build_the_classifier_they_name() -> None:
         )
     with pytest.raises(ValueError, match="moments"):
         LBPClassifier(moments="yes")  # type: ignore[arg-type]
+    assert DEFAULT_SETTINGS.describe().startswith(
+        f"{DEFAULT_SETTINGS.points}-point uniform LBP, radii {'/'.join(map(str, DEFAULT_SETTINGS.radii))}, "
+    )
+    assert "colour moments" in DEFAULT_SETTINGS.describe() and "colour moments" not in CLASSIC_SETTINGS.describe()
     for bad in ("Y", ("Y", "Y"), ("R",), ()):
         with pytest.raises(ValueError, match="channels"):
             LBPClassifier(channels=bad)  # type: ignore[arg-type]
