@@ -18,7 +18,7 @@ $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) -m liveness.pipeline $(ARGS)
+	$(PY) quickstart.py $(ARGS)
 
 test: $(VENV)/.dev-installed
 	$(PY) -m pytest $(ARGS)

@@ -5,139 +5,82 @@ Usage:
     python compare.py --dataset dataset --group-pattern 'subject\\d+' --configs livenessnet lbp fusion
     python compare.py ... --quick          # 2 epochs, 2 folds: checks the machinery only
 
-Every configuration sees the same folds: for each subject holding both classes, train on
-the other subjects, fix the threshold at the EER point of validation subjects (the
-tutorial recipe keeps its 0.5), and test on the held-out subject. Per configuration:
-mean and spread of ACER, APCER, BPCER, ROC AUC and EER, video-level accuracy, and the
-classification time per face on this CPU, measured the way the demo runs it.
+Every configuration runs the same training procedure as train.py (liveness/training.py)
+on the same folds: for each subject holding both classes, train on the other subjects
+with the threshold at the EER point of their out-of-fold scores (the tutorial recipe
+keeps its 0.5), and test on the held-out subject (liveness/crossval.py). Per
+configuration: mean, spread and worst of ACER, APCER, BPCER, ROC AUC and EER,
+video-level accuracy, and the time per face on this CPU as the demo runs it.
 Writes <output>.md, <output>.csv, <output>.json and <output>.png.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import math
 import statistics
-import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from sklearn.preprocessing import LabelEncoder
-
-from liveness import FACE_SIZE, LIVE_LABEL, ROOT
-from liveness.artifacts import LivenessClassifier, save_label_encoder, save_model
-from liveness.cli import UserError, cli_main, ensure_writable_dir, setup_logging
-from liveness.dataset import check_classes, describe, find_samples, prepare_faces, read_images
-from liveness.fileio import atomic_path, atomic_write_text
-from liveness.lbp import CLASSIC_SETTINGS, DEFAULT_SETTINGS, LBPClassifier, LBPSettings
-from liveness.metrics import per_source, summarize
-from liveness.training import TrainConfig, fit, loso_folds, predict_live, validation_threshold
+from liveness import LIVE_LABEL, OUTPUT
+from liveness.cli import UserError, cli_main, ensure_writable_dir, positive_int, setup_logging
+from liveness.crossval import METRICS, leave_one_group_out, loso_groups, summary
+from liveness.fileio import atomic_path, atomic_write_text, write_json
+from liveness.lbp import CLASSIC_SETTINGS, DEFAULT_SETTINGS
+from liveness.training import TrainConfig, load_faceset
 
 LOGGER = logging.getLogger("liveness")
-OUTPUT = ROOT / "output" / "compare"
+DEFAULT_OUTPUT = OUTPUT / "compare"
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One configuration: a CNN (train config), the LBP model, or a fusion of two others."""
-
     name: str
-    kind: str  # "cnn" | "lbp" | "fusion"
     description: str
-    train: TrainConfig | None = None
-    fixed_threshold: float | None = None  # None: EER point on validation subjects
-    parts: tuple[str, ...] = ()  # fusion: names of the candidates whose scores are averaged
-    lbp: LBPSettings = DEFAULT_SETTINGS  # kind "lbp": what it computes
+    cfg: TrainConfig
 
 
 CANDIDATES = {
     c.name: c
     for c in (
-        Candidate(
-            "tutorial", "cnn", "LivenessNet 32x32, Adam 1e-4, batch 8, 50 epochs, threshold 0.5",
-            TrainConfig(arch="livenessnet", input_size=FACE_SIZE, lr=1e-4, batch_size=8, epochs=50, patience=50),
-            fixed_threshold=0.5,
-        ),
-        Candidate("livenessnet", "cnn", "LivenessNet 32x32, Adam 1e-3, early stopping, validation threshold", TrainConfig()),
-        Candidate("lbp", "lbp", f"default: {DEFAULT_SETTINGS.describe()}"),
-        Candidate("lbp-classic", "lbp", f"as Boulkenafet 2015: {CLASSIC_SETTINGS.describe()}", lbp=CLASSIC_SETTINGS),
-        Candidate("fusion", "fusion", "mean of LivenessNet and colour-LBP scores", parts=("livenessnet", "lbp")),
-        Candidate("mobilenetv2", "cnn", "MobileNetV2 a=0.35, 64x64, no pretrained weights", TrainConfig(arch="mobilenetv2", input_size=64, epochs=20)),
-        Candidate("mobilenetv3small", "cnn", "MobileNetV3-Small, 64x64, no pretrained weights", TrainConfig(arch="mobilenetv3small", input_size=64, epochs=20)),
+        Candidate("tutorial", "LivenessNet 32x32, Adam 1e-4, batch 8, 50 epochs, threshold 0.5",
+                  TrainConfig(scorer="cnn", lr=1e-4, batch_size=8, epochs=50, patience=50, fixed_threshold=0.5)),
+        Candidate("livenessnet", "LivenessNet 32x32, Adam 1e-3, early stopping", TrainConfig(scorer="cnn")),
+        Candidate("lbp", f"default: {DEFAULT_SETTINGS.describe()}", TrainConfig()),
+        Candidate("lbp-classic", f"as Boulkenafet 2015: {CLASSIC_SETTINGS.describe()}", TrainConfig(lbp=CLASSIC_SETTINGS)),
+        Candidate("fusion", "mean of LivenessNet and colour-LBP scores", TrainConfig(scorer="fusion")),
+        Candidate("mobilenetv2", "MobileNetV2 a=0.35, 64x64, no pretrained weights",
+                  TrainConfig(scorer="cnn", arch="mobilenetv2", input_size=64, epochs=20)),
+        Candidate("mobilenetv3small", "MobileNetV3-Small, 64x64, no pretrained weights",
+                  TrainConfig(scorer="cnn", arch="mobilenetv3small", input_size=64, epochs=20)),
     )
 }
 DEFAULT_CONFIGS = tuple(CANDIDATES)
-METRICS = ("acer", "apcer", "bpcer", "auc", "eer")
 
 
-@dataclass
-class Scored:
-    val: np.ndarray
-    test: np.ndarray
-    model: object = None  # the last fold's model, for timing
-
-
-@dataclass
-class Outcome:
-    candidate: Candidate
-    folds: list[dict] = field(default_factory=list)
-    ms_per_face: float = math.nan
-
-
-def _score_candidate(c: Candidate, done: dict[str, Scored], faces, is_live, labels, live_label, epochs_cap, seed) -> Scored:
-    if c.kind == "fusion":
-        a, b = (done[p] for p in c.parts)
-        return Scored((a.val + b.val) / 2, (a.test + b.test) / 2)
-    if c.kind == "lbp":
-        model = LBPClassifier.from_settings(c.lbp, seed=seed).fit(faces["train"], is_live["train"].astype(int))
-        return Scored(model.score(faces["val"]), model.score(faces["test"]), model)
-    cfg = replace(c.train, seed=seed, epochs=min(c.train.epochs, epochs_cap) if epochs_cap else c.train.epochs)
-    live_index = labels.index(live_label)
-    x = {k: prepare_faces(v, cfg.input_size) for k, v in faces.items()}
-    y = {k: np.where(is_live[k], live_index, 1 - live_index) for k in faces}
-    model, _ = fit(cfg, x["train"], y["train"], x["val"], y["val"], len(labels), verbose=0)
-    return Scored(predict_live(model, x["val"], live_index), predict_live(model, x["test"], live_index), model)
-
-
-def time_per_face(c: Candidate, models: dict[str, object], face: np.ndarray, live_label: str, labels: list[str], repeats: int = 100) -> float:
-    """Median ms to classify one face the way the demo does (ONNX in OpenCV's DNN for CNNs)."""
-    if c.kind == "fusion":
-        return sum(time_per_face(CANDIDATES[p], models, face, live_label, labels, repeats) for p in c.parts)
-    model = models.get(c.name)
-    if model is None:
-        return math.nan
-    if c.kind == "lbp":
-        fn = lambda: model.score([face])  # noqa: E731
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            save_model(model, Path(tmp) / "m.keras")
-            save_label_encoder(Path(tmp) / "le.pickle", LabelEncoder().fit(labels))
-            clf = LivenessClassifier(Path(tmp) / "m.keras", Path(tmp) / "le.pickle")
-        fn = lambda: clf.scores([face])  # noqa: E731
+def time_per_face(model, face: np.ndarray, repeats: int) -> float:
+    """Median ms to score one face the way the demo does (LivenessModel.score)."""
     for _ in range(10):
-        fn()
+        model.score([face])
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        fn()
+        model.score([face])
         times.append(time.perf_counter() - t)
     return 1000 * statistics.median(times)
 
 
-def aggregate(o: Outcome) -> dict:
-    row = {"config": o.candidate.name, "description": o.candidate.description, "folds": len(o.folds)}
+def table_row(c: Candidate, folds: list[dict], ms: float) -> dict:
+    s = summary(folds)
+    row = {"config": c.name, "description": c.description, "folds": len(folds)}
     for k in METRICS:
-        vals = [f[k] for f in o.folds if not math.isnan(f[k])]
-        row[f"{k}_mean"] = statistics.fmean(vals) if vals else math.nan
-        row[f"{k}_std"] = statistics.pstdev(vals) if len(vals) > 1 else 0.0
-    row["acer_max"] = max((f["acer"] for f in o.folds), default=math.nan)
-    row["videos_right"] = f"{sum(f['videos_right'] for f in o.folds)}/{sum(f['videos'] for f in o.folds)}"
-    row["ms_per_face"] = o.ms_per_face
+        row[f"{k}_mean"], row[f"{k}_std"] = s[k]["mean"], s[k]["std"]
+    row["acer_max"] = s["acer"]["worst"]
+    row["videos_right"] = s["videos_right"]
+    row["ms_per_face"] = ms
     return row
 
 
@@ -163,12 +106,11 @@ def plot_bars(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(1.4 * len(rows) + 2, 4))
-    names = [r["config"] for r in rows]
     pos = np.arange(len(rows))
     for i, (k, label) in enumerate((("acer", "ACER"), ("apcer", "APCER"), ("bpcer", "BPCER"))):
         ax.bar(pos + (i - 1) * 0.27, [100 * r[f"{k}_mean"] for r in rows], 0.27,
                yerr=[100 * r[f"{k}_std"] for r in rows], capsize=3, label=label)
-    ax.set_xticks(pos, names, rotation=20)
+    ax.set_xticks(pos, [r["config"] for r in rows], rotation=20)
     ax.set_ylabel("% (mean ± std over held-out subjects)")
     ax.set_title("Leave-one-subject-out comparison")
     ax.legend()
@@ -183,10 +125,9 @@ def run(
     dataset: list[str | Path],
     group_pattern: str = r"subject\d+",
     configs: list[str] | tuple[str, ...] = DEFAULT_CONFIGS,
-    output: str | Path = OUTPUT,
+    output: str | Path = DEFAULT_OUTPUT,
     classes: list[str] | None = None,
     live_label: str = LIVE_LABEL,
-    val_frac: float = 0.25,
     seed: int = 42,
     epochs: int | None = None,
     max_folds: int | None = None,
@@ -195,46 +136,25 @@ def run(
     unknown = [c for c in configs if c not in CANDIDATES]
     if unknown:
         raise UserError(f"unknown --configs {', '.join(unknown)} (choose from {', '.join(CANDIDATES)})")
-    wanted = list(dict.fromkeys(p for c in configs for p in (*CANDIDATES[c].parts, c)))  # parts first
     prefix = Path(output)
     ensure_writable_dir(prefix.parent)
-    samples = find_samples([Path(d) for d in dataset], classes, group_pattern)
-    labels = check_classes(samples, live_label)
-    LOGGER.info("dataset: %s", describe(samples))
-    folds = list(loso_folds(samples, val_frac=val_frac, seed=seed))[:max_folds]
-    if not folds:
+    data = load_faceset(dataset, classes, group_pattern, live_label)
+    labels = sorted({s.label for s in data.samples})
+    groups = loso_groups(data.samples)[:max_folds]
+    if not groups:
         raise UserError("no group holds both classes: check --group-pattern")
-    outcomes = {name: Outcome(CANDIDATES[name]) for name in wanted}
-    last_models: dict[str, object] = {}
-    for i, (group, splits) in enumerate(folds, 1):
-        LOGGER.info("fold %d/%d: held-out %s (%s)", i, len(folds), group, describe(splits["test"]))
-        faces, is_live, kept = {}, {}, {}
-        for k, v in splits.items():
-            faces[k], kept[k] = read_images(v)
-            is_live[k] = np.array([s.label == live_label for s in kept[k]])
-        done: dict[str, Scored] = {}
-        for name in wanted:
-            c = CANDIDATES[name]
-            t0 = time.perf_counter()
-            done[name] = _score_candidate(c, done, faces, is_live, labels, live_label, epochs, seed)
-            if done[name].model is not None:
-                last_models[name] = done[name].model
-            if c.fixed_threshold is not None:
-                threshold = c.fixed_threshold
-            else:
-                threshold, _ = validation_threshold(is_live["val"], done[name].val)
-            m = summarize(is_live["test"], done[name].test, threshold)
-            videos = per_source([s.source for s in kept["test"]], is_live["test"], done[name].test, threshold)
-            outcomes[name].folds.append({
-                "group": group, "threshold": threshold, **{k: m[k] for k in METRICS},
-                "videos": len(videos), "videos_right": sum(v["correct"] for v in videos),
-            })
-            LOGGER.info("  %-16s ACER %5.1f%%  APCER %5.1f%%  BPCER %5.1f%%  AUC %.3f  (%.0f s)",
-                        name, 100 * m["acer"], 100 * m["apcer"], 100 * m["bpcer"], m["auc"], time.perf_counter() - t0)
-    probe = read_images(folds[0][1]["test"][:1])[0][0]
-    for name in wanted:
-        outcomes[name].ms_per_face = time_per_face(CANDIDATES[name], last_models, probe, live_label, labels, timing_repeats)
-    rows = [aggregate(outcomes[name]) for name in configs]
+    rows, folds = [], {}
+    for name in configs:
+        c = CANDIDATES[name]
+        cfg = replace(c.cfg, seed=seed, epochs=min(c.cfg.epochs, epochs) if epochs else c.cfg.epochs)
+        LOGGER.info("config %s: %s", name, c.description)
+        t0 = time.perf_counter()
+        fold_rows, last = leave_one_group_out(cfg, data, groups=groups)
+        model = last.fitted.as_model(last.threshold, labels, live_label)
+        ms = time_per_face(model, data.faces[0], timing_repeats)
+        rows.append(table_row(c, fold_rows, ms))
+        folds[name] = fold_rows
+        LOGGER.info("config %s: mean ACER %.1f%% over %d folds (%.0f s)", name, 100 * rows[-1]["acer_mean"], len(fold_rows), time.perf_counter() - t0)
     table = markdown_table(rows)
     print(table)
     header = list(rows[0])
@@ -244,11 +164,10 @@ def run(
     ]
     atomic_write_text(Path(f"{prefix}.csv"), "\n".join(csv_lines) + "\n")
     atomic_write_text(Path(f"{prefix}.md"), table + "\n")
-    atomic_write_text(Path(f"{prefix}.json"), json.dumps({
-        "protocol": "leave-one-subject-out; threshold at the validation-subject EER point unless fixed",
-        "dataset": [str(d) for d in dataset], "seed": seed, "epochs_cap": epochs,
-        "summary": rows, "folds": {n: o.folds for n, o in outcomes.items()},
-    }, indent=2, default=float) + "\n")
+    write_json(Path(f"{prefix}.json"), {
+        "protocol": "leave-one-subject-out; threshold at the EER point of the training subjects' out-of-fold scores unless fixed",
+        "dataset": [str(d) for d in dataset], "seed": seed, "epochs_cap": epochs, "summary": rows, "folds": folds,
+    })
     plot_bars(rows, Path(f"{prefix}.png"))
     LOGGER.info("saved %s.{md,csv,json,png}", prefix)
     return rows
@@ -259,11 +178,11 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("-d", "--dataset", action="append", required=True, help="folder of crops (repeatable)")
     ap.add_argument("--group-pattern", default=r"subject\d+", help="regex naming each crop's subject")
     ap.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS), help=f"from: {', '.join(CANDIDATES)}")
-    ap.add_argument("-o", "--output", default=str(OUTPUT), help="prefix of the files written")
-    ap.add_argument("--classes", nargs="+", default=None)
-    ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--epochs", type=int, default=None, help="cap every CNN's epochs")
-    ap.add_argument("--max-folds", type=int, default=None, help="only the first N folds")
+    ap.add_argument("-o", "--output", default=str(DEFAULT_OUTPUT), help="prefix of the files written")
+    ap.add_argument("--classes", nargs=2, default=None)
+    ap.add_argument("--seed", type=positive_int, default=42)
+    ap.add_argument("--epochs", type=positive_int, default=None, help="cap every CNN's epochs")
+    ap.add_argument("--max-folds", type=positive_int, default=None, help="only the first N folds")
     ap.add_argument("--quick", action="store_true", help="2 epochs, 2 folds: checks that it all runs")
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)

@@ -1,13 +1,16 @@
 """Score a trained liveness model on data it never saw: crops or whole videos.
 
 Usage:
-    python evaluate.py --model output/liveness.keras --le output/le.pickle --dataset new_person_crops
-    python evaluate.py --model output/liveness.keras --le output/le.pickle --videos new_person_videos
+    python evaluate.py --model output/liveness --dataset new_person_crops
+    python evaluate.py --model output/liveness --videos new_person_videos
+    python evaluate.py --model output/liveness --videos ../shared/data/videos/subject02 --skip 1
 
-With --videos, faces are found the way gather_examples.py finds them (same detector,
-same filters) and each video's label comes from its file name (real*, fake*, ...).
-The threshold is the one saved at training time unless --threshold says otherwise.
-Writes <output>_metrics.json, _predictions.csv, _roc.png and _confusion.png.
+With --videos every video runs through the demo's own pipeline (liveness/pipeline.py:
+same detector, crop padding, batch scoring and tracking), so a face scores here what
+it scores in `liveness_demo.py --json` ("raw_score"); each video's label comes from
+its file name (real*, fake*, ...). The threshold is the one saved with the model
+unless --threshold says otherwise. Writes <output>_metrics.json, _predictions.csv,
+_roc.png and _confusion.png, with per-video (per-track) decisions.
 """
 
 from __future__ import annotations
@@ -19,110 +22,117 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from liveness import LIVE_LABEL, ROOT, label_from_name
+from liveness import DEFAULT_MODEL, OUTPUT, label_from_name
 from liveness import detector as det
-from liveness.artifacts import LivenessClassifier
-from liveness.cli import UserError, cli_main, ensure_writable_dir, setup_logging
+from liveness.cli import EXIT_OK, EXIT_PARTIAL, UserError, cli_main, ensure_writable_dir, fraction, positive_int, setup_logging
 from liveness.crops import source_key, video_digest
-from liveness.dataset import Sample, check_classes, describe, find_samples
-from liveness.report import write_evaluation
-from liveness.sources import Source, iter_frames, list_videos, open_capture
+from liveness.dataset import Sample, check_classes, describe, find_samples, read_images
+from liveness.errors import DataError, LivenessError
+from liveness.model import LivenessModel, load_model
+from liveness.pipeline import Pipeline
+from liveness.report import prefixed, write_evaluation
+from liveness.runtime import BACKENDS
+from liveness.sources import FrameSource, list_videos
 
 LOGGER = logging.getLogger("liveness")
-OUTPUT = ROOT / "output"
+DEFAULT_SKIP = 5
+BATCH = 256
 
 
-def score_crops(classifier: LivenessClassifier, samples: list[Sample], batch: int = 256) -> tuple[np.ndarray, list[Sample]]:
-    import cv2
-
+def score_crops(model: LivenessModel, samples: list[Sample]) -> tuple[np.ndarray, list[Sample]]:
+    """Live scores of stored crops (already cut: scored as they are), in batches."""
     scores, kept = [], []
-    for start in range(0, len(samples), batch):
-        chunk = samples[start:start + batch]
-        faces = [(s, cv2.imread(str(s.path), cv2.IMREAD_COLOR)) for s in chunk]
-        faces = [(s, f) for s, f in faces if f is not None and f.size]
-        if faces:
-            scores.append(classifier.scores([f for _, f in faces]))
-            kept += [s for s, _ in faces]
+    for start in range(0, len(samples), BATCH):
+        faces, ok = read_images(samples[start:start + BATCH], allow_empty=True)
+        if ok:
+            scores.append(model.score(faces))
+            kept += ok
     if not kept:
-        raise UserError("no readable images in the dataset")
+        raise DataError("no readable images in the dataset")
     return np.concatenate(scores), kept
 
 
-def score_videos(
-    classifier: LivenessClassifier, detector: det.FaceDetector, folder: Path, *, skip: int, live_label: str
-) -> tuple[np.ndarray, list[Sample]]:
-    """Most confident face of every `skip`-th frame of every labelled video under `folder`."""
+def score_video(pipeline: Pipeline, video: Path, label: str, *, skip: int) -> tuple[list[float], list[Sample]]:
+    """Every face of every `skip`-th frame, through the pipeline: (raw scores, samples)."""
+    key = source_key(video, video_digest(video))
+    group = video.resolve().parent.name
+    scores, samples = [], []
+    pipeline.reset()  # tracks never run from one video into the next
+    with FrameSource(video, skip=skip) as frames:
+        for index, frame in frames:
+            if frame is None:
+                continue
+            for r in pipeline.process(frame):
+                scores.append(r.raw_score)
+                samples.append(Sample(video, label, key, group, index))
+    return scores, samples
+
+
+def score_videos(pipeline: Pipeline, folder: Path, *, skip: int) -> tuple[np.ndarray, list[Sample], list[str]]:
+    """All labelled videos under `folder`; an undecodable one is reported and skipped."""
     videos = list_videos(folder) if folder.is_dir() else [folder]
     if not videos:
-        raise UserError(f"no video files under {folder}")
-    scores, samples = [], []
-    for video in tqdm(videos, desc="videos", unit="video"):
+        raise DataError(f"no video files under {folder}")
+    scores, samples, failed = [], [], []
+    for video in tqdm(videos, desc="videos", unit="video", disable=len(videos) == 1):
         label = label_from_name(video.name)
         if label is None:
             LOGGER.warning("skipping %s: its name says neither real nor fake", video)
             continue
-        key = source_key(video, video_digest(video))
-        cap = open_capture(Source("file", video))
         try:
-            for index, frame in iter_frames(cap, skip):
-                if frame is None:
-                    continue
-                faces = detector.detect(frame)[:1]
-                if faces:
-                    x1, y1, x2, y2 = faces[0].box
-                    scores.append(float(classifier.scores([frame[y1:y2, x1:x2]])[0]))
-                    group = video.resolve().parent.name
-                    samples.append(Sample(video, label, key, group, index))
-        finally:
-            cap.release()
+            s, smp = score_video(pipeline, video, label, skip=skip)
+        except LivenessError as e:
+            LOGGER.error("%s", e)  # one bad file must not stop the others
+            failed.append(str(video))
+            continue
+        scores += s
+        samples += smp
     if not samples:
-        raise UserError(f"no faces found in the labelled videos under {folder}")
-    return np.asarray(scores), samples
+        raise DataError(f"no faces found in the labelled videos under {folder}")
+    return np.asarray(scores, np.float64), samples, failed
 
 
 def run(
     *,
-    model: str | Path = OUTPUT / "liveness.keras",
-    le: str | Path = OUTPUT / "le.pickle",
+    model: str | Path = DEFAULT_MODEL,
     dataset: list[str | Path] | None = None,
     videos: str | Path | None = None,
     output: str | Path = OUTPUT / "evaluation",
     threshold: float | None = None,
     detector: str | Path | None = None,
     confidence: float = det.DEFAULT_CONFIDENCE,
-    skip: int = 5,
+    skip: int = DEFAULT_SKIP,
     classes: list[str] | None = None,
     group_pattern: str | None = None,
     backend: str = "auto",
 ) -> dict:
     if bool(dataset) == bool(videos):
         raise UserError("give either --dataset (face crops) or --videos (video files), not both")
-    if skip < 1:
-        raise UserError(f"--skip must be 1 or more, got {skip}")
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise UserError(f"--threshold must be between 0 and 1, got {threshold}")
     prefix = Path(output)
     ensure_writable_dir(prefix.parent)
     if videos is not None and not Path(videos).exists():
         raise UserError(f"--videos {videos} does not exist")
     samples = find_samples([Path(d) for d in dataset], classes, group_pattern) if dataset else None
-    classifier = LivenessClassifier(Path(model), Path(le), threshold=threshold, backend=backend)
-    live = classifier.live_label
+    liveness_model = load_model(model, threshold=threshold, backend=backend)
+    live = liveness_model.live_label
+    failed: list[str] = []
     if samples is not None:
         check_classes(samples, live, min_per_class=1)
         LOGGER.info("dataset: %s", describe(samples))
-        scores, samples = score_crops(classifier, samples)
+        scores, samples = score_crops(liveness_model, samples)
     else:
         face_detector = det.FaceDetector(detector_dir=Path(detector) if detector else None, confidence=confidence)
-        scores, samples = score_videos(classifier, face_detector, Path(videos), skip=skip, live_label=live)
+        pipeline = Pipeline(liveness_model, face_detector)
+        scores, samples, failed = score_videos(pipeline, Path(videos), skip=skip)
         LOGGER.info("videos: %s", describe(samples))
-    unknown = {s.label for s in samples} - set(classifier.labels)
+    unknown = {s.label for s in samples} - set(liveness_model.labels)
     if unknown:
-        raise UserError(f"labels {', '.join(sorted(unknown))} are not among the model's classes ({', '.join(classifier.labels)})")
-    LOGGER.info("threshold %.3f (%s)", classifier.threshold, "given" if threshold is not None else "saved with the model")
+        raise DataError(f"labels {', '.join(sorted(unknown))} are not among the model's classes ({', '.join(liveness_model.labels)})")
+    LOGGER.info("threshold %.3f (%s)", liveness_model.threshold, "given" if threshold is not None else "saved with the model")
     metrics = write_evaluation(
-        prefix, samples, scores, labels=classifier.labels, live_label=live, threshold=classifier.threshold,
-        extra={"model": str(model), "data": [str(d) for d in dataset] if dataset else str(videos)}, title="evaluation",
+        prefixed(prefix), samples, scores, labels=liveness_model.labels, live_label=live, threshold=liveness_model.threshold,
+        extra={"model": str(model), "data": [str(d) for d in dataset] if dataset else str(videos), "failed_videos": failed},
+        title="evaluation",
     )
     LOGGER.info("saved %s_{metrics.json,predictions.csv,roc.png,confusion.png}", prefix)
     return metrics
@@ -130,30 +140,29 @@ def run(
 
 def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("-m", "--model", default=str(OUTPUT / "liveness.keras"))
-    ap.add_argument("-l", "--le", default=str(OUTPUT / "le.pickle"))
+    ap.add_argument("-m", "--model", default=str(DEFAULT_MODEL), help="model folder written by train.py")
     ap.add_argument("-d", "--dataset", action="append", default=None, help="folder of <label>/ crops (repeatable)")
     ap.add_argument("--videos", default=None, help="a video or a folder of videos named real*/fake*")
     ap.add_argument("-o", "--output", default=str(OUTPUT / "evaluation"), help="prefix of the files written")
-    ap.add_argument("-t", "--threshold", type=float, default=None, help="operating point (default: saved with the model)")
+    ap.add_argument("-t", "--threshold", type=fraction, default=None, help="operating point (default: saved with the model)")
     ap.add_argument("--detector", default=None)
-    ap.add_argument("-c", "--confidence", type=float, default=det.DEFAULT_CONFIDENCE)
-    ap.add_argument("-s", "--skip", type=int, default=5, help="with --videos: score every N-th frame")
-    ap.add_argument("--classes", nargs="+", default=None)
+    ap.add_argument("-c", "--confidence", type=fraction, default=det.DEFAULT_CONFIDENCE)
+    ap.add_argument("-s", "--skip", type=positive_int, default=DEFAULT_SKIP, help="with --videos: score every N-th frame")
+    ap.add_argument("--classes", nargs=2, default=None)
     ap.add_argument("--group-pattern", default=None)
-    ap.add_argument("--backend", choices=("auto", "opencv", "tf"), default="auto")
+    ap.add_argument("--backend", choices=BACKENDS, default="auto")
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
 
 
 def main(opt: argparse.Namespace) -> int:
     setup_logging(opt.verbose)
-    run(
-        model=opt.model, le=opt.le, dataset=opt.dataset, videos=opt.videos, output=opt.output,
+    metrics = run(
+        model=opt.model, dataset=opt.dataset, videos=opt.videos, output=opt.output,
         threshold=opt.threshold, detector=opt.detector, confidence=opt.confidence, skip=opt.skip,
         classes=opt.classes, group_pattern=opt.group_pattern, backend=opt.backend,
     )
-    return 0
+    return EXIT_PARTIAL if metrics.get("failed_videos") else EXIT_OK
 
 
 if __name__ == "__main__":

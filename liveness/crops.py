@@ -21,6 +21,7 @@ from pathlib import Path
 from liveness.fileio import atomic_write_text, file_digest
 
 MANIFEST_NAME = "manifest.csv"
+MAX_PADDING = 2.0  # context per side as a fraction of the box (2 = a crop 5x the face)
 CROP_SUFFIX = ".png"
 _NAME = re.compile(r"^(?P<source>.+_[0-9a-f]{8})_f(?P<frame>\d{6,})(?:_(?P<face>\d+))?$")
 _SLUG = re.compile(r"[^A-Za-z0-9-]+")
@@ -66,6 +67,7 @@ class ManifestRow:
     x2: int
     y2: int
     confidence: float
+    padding: float | None = None  # gather's --padding; None in manifests written before it was recorded
 
 
 def read_manifest(folder: Path) -> dict[str, ManifestRow]:
@@ -80,11 +82,17 @@ def read_manifest(folder: Path) -> dict[str, ManifestRow]:
                     file=raw["file"], source=raw["source"], video=raw["video"], subject=raw["subject"],
                     frame=int(raw["frame"]), x1=int(raw["x1"]), y1=int(raw["y1"]), x2=int(raw["x2"]),
                     y2=int(raw["y2"]), confidence=float(raw["confidence"]),
+                    padding=float(raw["padding"]) if raw.get("padding") not in (None, "") else None,
                 )
             except (KeyError, TypeError, ValueError):
                 continue  # a hand-edited or foreign row: the file name still carries the origin
             rows[row.file] = row
     return rows
+
+
+def paddings(folder: Path) -> set[float]:
+    """The crop paddings the folder's manifest records (unrecorded rows left out)."""
+    return {r.padding for r in read_manifest(folder).values() if r.padding is not None}
 
 
 def write_manifest(folder: Path, new_rows: list[ManifestRow]) -> None:
@@ -97,6 +105,7 @@ def write_manifest(folder: Path, new_rows: list[ManifestRow]) -> None:
     for key in sorted(rows):
         row = asdict(rows[key])
         row["confidence"] = f"{row['confidence']:.4f}"
+        row["padding"] = "" if row["padding"] is None else f"{row['padding']:g}"
         writer.writerow(row)
     path = Path(folder) / MANIFEST_NAME
     text = buf.getvalue()

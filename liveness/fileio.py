@@ -66,3 +66,30 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def jsonable(value):
+    """`value` with NumPy scalars and arrays as Python, paths as text and NaN/inf as None,
+    so `json.dumps(..., allow_nan=False)` writes valid JSON (NaN is not JSON)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_json(path: Path, data) -> None:
+    """Valid JSON (NaN written as null), atomically."""
+    import json
+
+    atomic_write_text(Path(path), json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n")

@@ -16,12 +16,11 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from liveness.fileio import atomic_path
 
+MAX_SIZE = 512  # a saved model asking for more is refused (memory and time per face)
+MAX_POINTS = 16
 LBP_SIZE = 64  # lbp_features' default: crops are resized to LBP_SIZE x LBP_SIZE first
 CHANNELS = ("H", "S", "V", "Y", "Cr", "Cb")  # the colour channels, in feature order
 
@@ -35,8 +34,9 @@ class LBPSettings:
     large size) at 160x160 sees the fine screen texture that 64x64 blurs away, and the
     colour moments see the screen's gamut and white point. V's texture repeats Y's
     (for skin, both follow the red channel) and radius 2 sits between 1 and 4: leaving
-    both out cost no accuracy (mean ACER 8.8% -> 8.0%) and brings a face under 1 ms. CLASSIC_SETTINGS is
-    the paper's 8-point LBP of all six channels at 64x64, without moments.
+    both out cost no accuracy and saves time (README, "Model comparison", has the
+    figures). CLASSIC_SETTINGS is the paper's 8-point LBP of all six channels at 64x64,
+    without moments.
     """
 
     size: int = 160
@@ -527,13 +527,14 @@ def lbp_features_batch(
 
 
 class LBPClassifier:
-    """StandardScaler + class-balanced LogisticRegression over lbp_features_batch
-    (with colour moments by default: see LBPSettings).
+    """Colour-LBP features -> standardised -> class-balanced logistic regression.
 
-    Logistic regression rather than the paper's SVM: a linear model suits these
-    short vectors (77 values by default), gives probabilities without SVC's
-    internal cross-validation, and its fitted state is a handful of arrays, so
-    it saves and loads without pickle.
+    A small scikit-learn-style estimator: `__init__` stores the settings, `fit` returns
+    self, fitted state ends in `_` and is plain NumPy (`mean_`, `scale_`, `coef_`,
+    `intercept_`), so scoring and saving never touch scikit-learn's private attributes.
+    scikit-learn only fits it. Logistic regression rather than the paper's SVM: a linear
+    model suits these short vectors, gives probabilities directly, and its fitted
+    state is a handful of arrays that save and load without pickle.
     """
 
     def __init__(
@@ -548,94 +549,108 @@ class LBPClassifier:
         seed: int = 0,
     ) -> None:
         self.size, self.points, self.radii = _check_settings(size, points, radii)
+        # A model file must not be able to exhaust the machine: bound what it can ask for.
+        if self.size > MAX_SIZE or self.points > MAX_POINTS:
+            raise ValueError(f"size must be <= {MAX_SIZE} and points <= {MAX_POINTS}, got {self.size} and {self.points}")
         self.channels = _check_channels(channels)
         if not isinstance(moments, (bool, np.bool_)):
             raise ValueError(f"moments must be True or False, got {moments!r}")
         self.moments = bool(moments)
-        C = float(C)
-        if not np.isfinite(C) or C <= 0:
+        if isinstance(C, bool) or not isinstance(C, (int, float, np.floating, np.integer)) or not np.isfinite(C) or C <= 0:
             raise ValueError(f"C must be a positive finite number, got {C!r}")
-        self.C = C
+        self.C = float(C)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise ValueError(f"seed must be an int, got {seed!r}")
         self.seed = int(seed)
-        self.pipeline: Pipeline | None = None
 
     @classmethod
     def from_settings(cls, settings: LBPSettings = DEFAULT_SETTINGS, *, seed: int = 0) -> LBPClassifier:
         return cls(**asdict(settings), seed=seed)
 
-    def _features(self, faces: Sequence[np.ndarray]) -> np.ndarray:
-        feats = lbp_features_batch(
-            faces, size=self.size, points=self.points, radii=self.radii, channels=self.channels, moments=self.moments
-        )
-        # float64 so scikit-learn fits in float64 too: the saved float64 parameters then
-        # reproduce scores exactly (on float32 input it would keep float32 state).
-        return feats.astype(np.float64)
+    @property
+    def n_features(self) -> int:
+        return feature_length(self.points, self.radii, self.moments, self.channels)
 
-    def _new_pipeline(self) -> Pipeline:
-        return Pipeline(
-            [
-                ("scaler", StandardScaler()),
-                (
-                    "clf",
-                    LogisticRegression(
-                        C=self.C, class_weight="balanced", max_iter=5000, random_state=self.seed
-                    ),
-                ),
-            ]
-        )
+    def features(self, faces: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, D) float64 feature matrix of BGR crops (any size)."""
+        return lbp_features_batch(
+            faces, size=self.size, points=self.points, radii=self.radii, channels=self.channels, moments=self.moments
+        ).astype(np.float64)
 
     def fit(self, faces: Sequence[np.ndarray], labels: np.ndarray) -> LBPClassifier:
-        """Fit on face crops; labels: 1 = live/real, 0 = attack/fake."""
+        """Fit on face crops; labels: 1 = live, 0 = attack."""
+        return self.fit_features(self.features(faces), labels)
+
+    def fit_features(self, x: np.ndarray, labels: np.ndarray) -> LBPClassifier:
+        """Fit on precomputed `features()` rows (cross-validation computes them once)."""
+        from sklearn.linear_model import LogisticRegression
+
         y = np.asarray(labels)
-        if y.ndim != 1 or len(y) != len(faces):
-            raise ValueError(f"labels must be 1-D with one entry per face ({len(faces)}), got shape {y.shape}")
+        x = np.asarray(x, dtype=np.float64)
+        if y.ndim != 1 or len(y) != len(x):
+            raise ValueError(f"labels must be 1-D with one entry per face ({len(x)}), got shape {y.shape}")
         if not np.isin(y, (0, 1)).all():
             raise ValueError("labels must be 0 (attack) or 1 (live)")
         if len(np.unique(y)) != 2:
             raise ValueError("training needs both live (1) and attack (0) faces")
-        pipeline = self._new_pipeline()
-        pipeline.fit(self._features(faces), y.astype(np.int64))
-        self.pipeline = pipeline
+        mean = x.mean(axis=0)
+        scale = x.std(axis=0)
+        scale[scale == 0] = 1.0  # a constant feature: leave it unscaled, as StandardScaler does
+        clf = LogisticRegression(C=self.C, class_weight="balanced", max_iter=5000, random_state=self.seed)
+        clf.fit((x - mean) / scale, y.astype(np.int64))
+        self.mean_, self.scale_ = mean, scale
+        # Binary LogisticRegression: coef_ speaks for classes_[1], which is 1 (live) here.
+        self.coef_ = clf.coef_[0].astype(np.float64)
+        self.intercept_ = float(clf.intercept_[0])
         return self
 
-    def score(self, faces: Sequence[np.ndarray]) -> np.ndarray:
-        """(N,) float64 probability that each face is live (class 1)."""
-        if self.pipeline is None:
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "coef_"):
             raise RuntimeError("LBPClassifier is not fitted; call fit() or load() first")
+
+    def decision_function_features(self, x: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        return ((np.asarray(x, dtype=np.float64) - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
+
+    def score_live_features(self, x: np.ndarray) -> np.ndarray:
+        """(N,) probability of live from precomputed features."""
+        return 1.0 / (1.0 + np.exp(-self.decision_function_features(x)))
+
+    def score_live(self, faces: Sequence[np.ndarray]) -> np.ndarray:
+        """(N,) float64 probability that each face is live."""
+        self._check_fitted()
         if len(faces) == 0:
             return np.zeros(0, dtype=np.float64)
-        # The fitted pipeline in plain NumPy: scikit-learn's predict_proba costs ~0.4 ms of
-        # checks per call, 50x the arithmetic, and the demo calls it once a frame.
-        scaler, clf = self.pipeline.named_steps["scaler"], self.pipeline.named_steps["clf"]
-        z = ((self._features(faces) - scaler.mean_) / scaler.scale_) @ clf.coef_[0] + clf.intercept_[0]
-        p_class1 = 1.0 / (1.0 + np.exp(-z))  # binary LogisticRegression: coef_ is for classes_[1]
-        return p_class1 if clf.classes_[1] == 1 else 1.0 - p_class1
+        return self.score_live_features(self.features(faces))
 
-    def _params(self) -> dict:
+    def predict_proba(self, faces: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, 2) probabilities, columns [attack, live], as scikit-learn orders classes 0, 1."""
+        live = self.score_live(faces)
+        return np.stack([1.0 - live, live], axis=1)
+
+    def params(self) -> dict:
         return {
             "size": self.size, "points": self.points, "radii": list(self.radii), "channels": list(self.channels),
-            "moments": self.moments,
-            "C": self.C, "seed": self.seed,
+            "moments": self.moments, "C": self.C, "seed": self.seed,
         }
+
+    def describe(self) -> str:
+        return LBPSettings(self.size, self.points, self.radii, self.channels, self.moments, self.C).describe()
 
     def save(self, path: pathlib.Path) -> None:
         """Write the fitted model to `path` (.npz contents, no pickle), atomically."""
-        if self.pipeline is None:
-            raise RuntimeError("LBPClassifier is not fitted; nothing to save")
-        path = pathlib.Path(path)
-        scaler = self.pipeline.named_steps["scaler"]
-        clf = self.pipeline.named_steps["clf"]
+        self._check_fitted()
         arrays = {
             "format": np.array(_FORMAT),
-            "params": np.array(json.dumps(self._params())),
-            "scaler_mean": np.asarray(scaler.mean_, dtype=np.float64),
-            "scaler_scale": np.asarray(scaler.scale_, dtype=np.float64),
-            "coef": np.asarray(clf.coef_, dtype=np.float64),
-            "intercept": np.asarray(clf.intercept_, dtype=np.float64),
-            "classes": np.asarray(clf.classes_, dtype=np.int64),
+            "params": np.array(json.dumps(self.params())),
+            "scaler_mean": self.mean_,
+            "scaler_scale": self.scale_,
+            "coef": self.coef_[None, :],
+            "intercept": np.array([self.intercept_]),
+            "classes": np.array([0, 1], dtype=np.int64),
         }
         # atomic_path: temp file beside `path`, then os.replace, so a reader never sees a half-written model.
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        with atomic_path(pathlib.Path(path)) as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)  # a file object, so numpy does not append ".npz" to the name
 
     @classmethod
@@ -646,9 +661,9 @@ class LBPClassifier:
         with open(path, "rb") as f:
             try:
                 return cls._from_npz(f)
-            except (ValueError, TypeError, KeyError, EOFError, OSError, zipfile.BadZipFile, json.JSONDecodeError) as e:
-                reason = " ".join(str(e).split()) or type(e).__name__
-                raise ValueError(f"{path}: not a valid saved LBP model ({reason})") from None
+            except (ValueError, TypeError, KeyError, EOFError, OSError, zipfile.BadZipFile, json.JSONDecodeError, RecursionError) as e:
+                reason = " ".join(str(e).split())[:200] or type(e).__name__
+                raise ValueError(f"{path.name}: not a valid saved LBP model ({reason})") from None
 
     @classmethod
     def _from_npz(cls, f) -> LBPClassifier:
@@ -663,20 +678,24 @@ class LBPClassifier:
             fmt = str(data["format"])
             if data["format"].shape != () or fmt not in (_FORMAT, *_OLD_FORMATS):
                 raise ValueError(f"unknown format {fmt[:60]!r}")
-            params = json.loads(str(data["params"]))
+            params = json.loads(str(data["params"])[:10_000])
             if isinstance(params, dict) and fmt in _OLD_FORMATS:
                 params.setdefault("channels", list(CHANNELS))  # /1 models used all six channels
                 params.setdefault("moments", False)  # and no colour moments
             if not isinstance(params, dict) or set(params) != {"size", "points", "radii", "channels", "moments", "C", "seed"}:
                 raise ValueError("bad params")
+            if not isinstance(params["radii"], list) or not isinstance(params["channels"], list):
+                raise ValueError("bad params")
             arrays = {k: data[k] for k in _ARRAY_KEYS}
 
         model = cls(**params)
-        d = feature_length(model.points, model.radii, model.moments, model.channels)
-        mean = arrays["scaler_mean"].astype(np.float64, casting="same_kind")
-        scale = arrays["scaler_scale"].astype(np.float64, casting="same_kind")
-        coef = arrays["coef"].astype(np.float64, casting="same_kind")
-        intercept = arrays["intercept"].astype(np.float64, casting="same_kind")
+        d = model.n_features
+        try:
+            mean, scale, coef, intercept = (
+                arrays[k].astype(np.float64, casting="same_kind") for k in ("scaler_mean", "scaler_scale", "coef", "intercept")
+            )
+        except TypeError:
+            raise ValueError("parameters are not floating-point arrays") from None
         classes = arrays["classes"]
         if mean.shape != (d,) or scale.shape != (d,) or coef.shape != (1, d) or intercept.shape != (1,):
             raise ValueError(f"array shapes do not match {d} features")
@@ -684,14 +703,5 @@ class LBPClassifier:
             raise ValueError("classes must be [0, 1]")
         if not all(np.isfinite(a).all() for a in (mean, scale, coef, intercept)) or (scale <= 0).any():
             raise ValueError("non-finite or non-positive parameters")
-
-        # Restore the fitted estimators by setting exactly the attributes fit() would have set.
-        pipeline = model._new_pipeline()
-        scaler = pipeline.named_steps["scaler"]
-        scaler.mean_, scaler.scale_, scaler.var_ = mean, scale, scale**2
-        scaler.n_features_in_, scaler.n_samples_seen_ = d, 0
-        clf = pipeline.named_steps["clf"]
-        clf.coef_, clf.intercept_, clf.classes_ = coef, intercept, classes.astype(np.int64)
-        clf.n_features_in_, clf.n_iter_ = d, np.zeros(1, dtype=np.int32)
-        model.pipeline = pipeline
+        model.mean_, model.scale_, model.coef_, model.intercept_ = mean, scale, coef[0], float(intercept[0])
         return model

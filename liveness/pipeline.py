@@ -1,93 +1,89 @@
-"""The main job end to end, on data it can find or make: gather -> train -> demo.
+"""The per-frame liveness pipeline: the package's public Python API.
 
-Usage:
-    python -m liveness.pipeline            # what `make demo` runs
-    python -m liveness.pipeline --skip 1 --epochs 50
+    from liveness.model import load_model
+    from liveness.pipeline import Pipeline
 
-Data, in this order of preference:
-1. your recordings in videos/ (file names start with real / fake, e.g. videos/real.mov,
-   videos/fake.mp4, or videos/<person>/real.mp4 for several people);
-2. ../shared/data beside the project (real videos and crops of nine people);
-3. otherwise a SYNTHETIC sample pair made from a face photo shipped by scikit-image:
-   it shows the pipeline working, nothing about liveness.
+    pipe = Pipeline(load_model("output/liveness"))
+    for face in pipe.process(frame):          # a BGR frame from OpenCV
+        print(face.box, face.label, face.score, face.live)
+
+Per frame: the res10 SSD finds the faces; each is cropped with the padding the model
+was trained with; all crops are scored in one batch; faces are followed from frame
+to frame by box overlap, and each face's decision is its mean live score over its
+last `smooth` frames, so a label does not flicker. The demo, evaluate.py, the web
+server and the benchmarks all run this class, so they cannot disagree.
+
+One Pipeline per stream (it holds the tracks); the model and detector can be shared.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-from pathlib import Path
+from dataclasses import dataclass
 
-from liveness import ROOT, SPOOF_LABEL, label_from_name
-from liveness.cli import UserError, cli_main, setup_logging
-from liveness.sources import list_videos
+import numpy as np
 
-LOGGER = logging.getLogger("liveness")
+from liveness.annotate import annotate
+from liveness.detector import FaceDetector, crop_faces
+from liveness.model import LivenessModel
+from liveness.tracking import DEFAULT_MAX_MISSED, FaceTracker
 
-USER_VIDEOS = ROOT / "videos"
-SHARED_DATA = ROOT.parent / "shared" / "data"
-DATASET = ROOT / "dataset"
-OUTPUT = ROOT / "output"
-SUBJECT_PATTERN = r"subject\d+"
+DEFAULT_SMOOTH = 5  # frames a face's decision is averaged over
 
 
-def find_data() -> tuple[str, Path, list[Path], str | None]:
-    """(what, videos folder, extra crop folders, group pattern) for the first data found."""
-    labelled = [v for v in list_videos(USER_VIDEOS) if label_from_name(v.name)] if USER_VIDEOS.is_dir() else []
-    if labelled:
-        return "your videos in videos/", USER_VIDEOS, [], None
-    if (SHARED_DATA / "videos").is_dir():
-        crops = [SHARED_DATA / "crops"] if (SHARED_DATA / "crops").is_dir() else []
-        return f"the shared recordings in {SHARED_DATA}", SHARED_DATA / "videos", crops, SUBJECT_PATTERN
-    from liveness.synthetic import make_sample_videos
+@dataclass(frozen=True)
+class FaceResult:
+    """The verdict on one face of one frame."""
 
-    folder = OUTPUT / "sample_videos"
-    LOGGER.warning("no recordings in videos/ and no ../shared/data: making a SYNTHETIC sample pair in %s", folder)
-    make_sample_videos(folder)
-    return "a SYNTHETIC sample pair (shows the pipeline works, says nothing about liveness)", folder, [], None
+    box: tuple[int, int, int, int]  # pixels, x2/y2 exclusive, inside the frame
+    confidence: float  # the detector's
+    label: str  # decided on `score` at the model's threshold
+    live: bool  # label is the model's live label
+    score: float  # live probability, averaged over the face's last `smooth` frames
+    raw_score: float  # live probability of this frame's crop alone
+    track_id: int
 
-
-def demo_video(videos: Path) -> Path:
-    """A fake video if there is one (the interesting case), else any video."""
-    candidates = list_videos(videos)
-    return next((v for v in candidates if label_from_name(v.name) == SPOOF_LABEL), candidates[0])
+    def as_json(self) -> dict:
+        return {
+            "box": [int(v) for v in self.box], "label": self.label, "live": self.live, "score": round(self.score, 4),
+            "raw_score": round(self.raw_score, 4), "track": self.track_id, "confidence": round(self.confidence, 4),
+        }
 
 
-def run(*, skip: int = 2, epochs: int = 50, display: bool | None = None) -> int:
-    import gather_examples
-    import liveness_demo
-    import train
+class Pipeline:
+    """Detect, crop, score (one batch per frame), track and smooth, decide. No I/O."""
 
-    what, videos, extra_crops, pattern = find_data()
-    LOGGER.info("step 0/3: data = %s", what)
-    LOGGER.info("step 1/3: gather face crops from %s into %s", videos, DATASET)
-    code, _ = gather_examples.run(input=videos, output=DATASET, skip=skip, label_from_names=True)
-    if code:
-        LOGGER.warning("some videos failed; training on the rest")
-    LOGGER.info("step 2/3: train on %s", ", ".join(str(d) for d in [DATASET, *extra_crops]))
-    train.run(dataset=[DATASET, *extra_crops], group_pattern=pattern, epochs=epochs)
-    video = demo_video(videos)
-    out = OUTPUT / "demo.mp4"
-    LOGGER.info("step 3/3: liveness demo on %s -> %s", video, out)
-    liveness_demo.run(input=str(video), output=out, display=display)
-    LOGGER.info("done. Next: python liveness_demo.py (webcam), python evaluate.py --videos <new person's videos>")
-    return 0
+    def __init__(
+        self, model: LivenessModel, detector: FaceDetector | None = None, *,
+        smooth: int = DEFAULT_SMOOTH, padding: float | None = None, max_missed: int = DEFAULT_MAX_MISSED,
+    ) -> None:
+        if smooth < 1:
+            raise ValueError(f"smooth must be 1 or more frames (1 = no smoothing), got {smooth}")
+        self.model = model
+        self.detector = detector if detector is not None else FaceDetector()
+        self.padding = model.padding if padding is None else float(padding)
+        self.tracker = FaceTracker(smooth, max_missed=max_missed)
 
+    def process(self, frame: np.ndarray) -> list[FaceResult]:
+        """The verdict on every face of `frame`, most confident first."""
+        faces_crops = crop_faces(frame, self.detector.detect(frame), self.padding)
+        scores = self.model.score([crop for _, crop in faces_crops]) if faces_crops else np.empty(0)
+        tracked = self.tracker.update([f.box for f, _ in faces_crops], scores)
+        labels = self.model.decide([t.smoothed for t in tracked])
+        live = self.model.live_label
+        return [
+            FaceResult(face.box, face.confidence, label, label == live, t.smoothed, t.score, t.track_id)
+            for (face, _), t, label in zip(faces_crops, tracked, labels)
+        ]
 
-def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description="gather -> train -> demo, end to end")
-    ap.add_argument("--skip", type=int, default=2, help="gather every N-th frame")
-    ap.add_argument("--epochs", type=int, default=50)
-    ap.add_argument("--no-display", action="store_true", help="never open a window")
-    return ap.parse_args(argv)
+    def annotate(self, frame: np.ndarray, results: list[FaceResult], fps: float | None = None) -> np.ndarray:
+        """A copy of `frame` with each face's box, label, score and track, and the FPS."""
+        return annotate(frame, results, self.model.live_label, fps)
 
+    def reset(self) -> None:
+        """Forget every face (a new stream, a new connection)."""
+        self.tracker.reset()
 
-def main(opt: argparse.Namespace) -> int:
-    setup_logging()
-    if opt.skip < 1 or opt.epochs < 1:
-        raise UserError("--skip and --epochs must be 1 or more")
-    return run(skip=opt.skip, epochs=opt.epochs, display=False if opt.no_display else None)
-
-
-if __name__ == "__main__":
-    cli_main(lambda: main(parse_opt()))
+    @property
+    def faces_seen(self) -> int:
+        """Distinct faces (tracks) so far."""
+        return self.tracker.tracks_started

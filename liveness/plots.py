@@ -57,7 +57,8 @@ def plot_roc(is_live, scores, path: Path, threshold: float, title: str = "ROC (l
     ax.set_xlabel("APCER (attacks accepted)")
     ax.set_ylabel("1 - BPCER (live accepted)")
     ax.set_title(title)
-    ax.legend(loc="lower right")
+    if ax.get_legend_handles_labels()[0]:  # one class only: no ROC curve to label
+        ax.legend(loc="lower right")
     _save(fig, path)
     plt.close(fig)
 

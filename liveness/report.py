@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from liveness.dataset import Sample
-from liveness.fileio import atomic_write_text
+from liveness.fileio import atomic_write_text, write_json
 from liveness.metrics import per_source, summarize
 from liveness.plots import plot_confusion, plot_roc
 
@@ -36,8 +36,18 @@ def log_metrics(title: str, m: dict, labels: list[str]) -> None:
     LOGGER.info("  confusion (rows truth, columns decision; attack, live): [[%d %d] [%d %d]]", tn, fp, fn, tp)
 
 
+def prefixed(prefix: Path) -> Callable[[str], Path]:
+    """evaluate.py's naming: output/evaluation -> output/evaluation_metrics.json, ..."""
+    return lambda name: Path(f"{prefix}_{name}")
+
+
+def in_folder(folder: Path) -> Callable[[str], Path]:
+    """A model folder's naming: output/liveness/metrics.json, ..."""
+    return lambda name: Path(folder) / name
+
+
 def write_evaluation(
-    prefix: Path,
+    where: Callable[[str], Path],
     samples: list[Sample],
     scores: np.ndarray,
     *,
@@ -47,7 +57,7 @@ def write_evaluation(
     extra: dict | None = None,
     title: str = "test",
 ) -> dict:
-    """Metrics JSON, predictions CSV, ROC and confusion images under `prefix`_*.
+    """metrics.json, predictions.csv, roc.png and confusion.png, named by `where`.
 
     Returns the metrics dict (also per source video, and sklearn's classification report).
     """
@@ -55,7 +65,7 @@ def write_evaluation(
 
     is_live = np.array([s.label == live_label for s in samples])
     metrics = summarize(is_live, scores, threshold)
-    attack_label = next(l for l in labels if l != live_label)
+    attack_label = next(label for label in labels if label != live_label)
     decisions = [live_label if sc >= threshold else attack_label for sc in scores]
     truth = [s.label for s in samples]
     report = classification_report(truth, decisions, labels=[attack_label, live_label], zero_division=0)
@@ -71,9 +81,9 @@ def write_evaluation(
     writer.writerow(["path", "group", "source", "label", "score_live", "decision"])
     for s, sc, d in zip(samples, scores, decisions):
         writer.writerow([s.path, s.group, s.source, s.label, f"{sc:.6f}", d])
-    atomic_write_text(Path(f"{prefix}_predictions.csv"), buf.getvalue())
-    plot_roc(is_live, scores, Path(f"{prefix}_roc.png"), threshold, title=f"ROC, {title} data")
-    plot_confusion(metrics["confusion"], [attack_label, live_label], Path(f"{prefix}_confusion.png"), title=f"Confusion, {title} data")
+    atomic_write_text(where("predictions.csv"), buf.getvalue())
+    plot_roc(is_live, scores, where("roc.png"), threshold, title=f"ROC, {title} data")
+    plot_confusion(metrics["confusion"], [attack_label, live_label], where("confusion.png"), title=f"Confusion, {title} data")
     payload = {
         **(extra or {}),
         title: metrics,
@@ -81,5 +91,5 @@ def write_evaluation(
         "per_source": sources,
         "video_level": {"correct": video_correct, "total": len(sources)},
     }
-    atomic_write_text(Path(f"{prefix}_metrics.json"), json.dumps(payload, indent=2, default=float) + "\n")
+    write_json(where("metrics.json"), payload)
     return payload

@@ -1,7 +1,10 @@
 """Where frames come from: one helper decides webcam vs file vs folder vs stream URL.
 
-Also the small capture helpers the scripts share: listing videos, opening a capture
-with a clear error, and a threaded reader so grabbing frames overlaps inference.
+`FrameSource` is the one way the suite reads frames (demo, gather, evaluate, web,
+benchmarks): it opens the input with a clear error, reads in a background thread so
+decoding overlaps detection, keeps only the newest frame of a live source, grabs
+without decoding the frames a `skip` leaves out, and gives up on a silent stream
+after a timeout.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from liveness.cli import UserError
+from liveness.cli import printable
+from liveness.errors import SourceError
 
 LOGGER = logging.getLogger("liveness")
 
@@ -39,6 +43,8 @@ STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
 _URL = re.compile(rf"^({'|'.join(STREAM_SCHEMES)})://\S+$", re.IGNORECASE)
 
 SourceKind = Literal["webcam", "file", "folder", "url"]
+DEFAULT_TIMEOUT_S = 10.0  # a stream that does not open, or goes silent, this long has stopped
+FALLBACK_FPS = 30.0
 
 
 @dataclass(frozen=True)
@@ -56,10 +62,10 @@ class Source:
 
 
 def resolve_source(spec: str | int | Path, *, allow_folder: bool = True) -> Source:
-    """Decide what `--input` names. Anything that is none of them is a UserError."""
+    """Decide what `--input` names. Anything that is none of them is a SourceError."""
     text = str(spec).strip()
     if not text:  # Path("") is the working directory: never guess that
-        raise UserError("--input is empty (expected a video file, a folder of videos, a webcam index or a stream URL)")
+        raise SourceError("the input is empty (expected a video file, a folder of videos, a webcam index or a stream URL)")
     if text.isdigit():
         return Source("webcam", int(text))
     if _URL.match(text):
@@ -69,17 +75,19 @@ def resolve_source(spec: str | int | Path, *, allow_folder: bool = True) -> Sour
         return Source("file", path)
     if path.is_dir():
         if not allow_folder:
-            raise UserError(f"--input {text} is a folder; give one video file, a webcam index or a stream URL")
+            raise SourceError(f"{text} is a folder; give one video file, a webcam index or a stream URL")
         return Source("folder", path)
     what = "a video file, a folder of videos, " if allow_folder else "a video file, "
-    raise UserError(f"--input {text} does not exist (expected {what}a webcam index such as 0, or a stream URL)")
+    raise SourceError(f"{printable(text)} does not exist (expected {what}a webcam index such as 0, or a stream URL)")
 
 
-def list_videos(folder: Path) -> list[Path]:
-    """Every file under `folder` (recursively, symlinked folders too) with a video extension, sorted."""
+def walk_files(folder: Path, extensions: frozenset[str]) -> list[Path]:
+    """Every file under `folder` whose extension is in `extensions`, sorted.
+
+    Path.rglob does not descend into symlinked folders (before Python 3.13): a dataset
+    folder of links to subjects' folders would look empty. Each real folder is walked once.
+    """
     found, seen = [], set()
-    # Path.rglob does not descend into symlinked folders (before 3.13): a dataset folder
-    # of links to subjects' folders would look empty. Each real folder is walked once.
     for root, dirs, files in os.walk(folder, followlinks=True):
         real = os.path.realpath(root)
         if real in seen:
@@ -88,9 +96,14 @@ def list_videos(folder: Path) -> list[Path]:
         seen.add(real)
         found.extend(
             Path(root) / f for f in files
-            if Path(f).suffix.lower() in VIDEO_EXTENSIONS and (Path(root) / f).is_file()
+            if Path(f).suffix.lower() in extensions and (Path(root) / f).is_file()
         )
     return sorted(found)
+
+
+def list_videos(folder: Path) -> list[Path]:
+    """Every video file under `folder` (recursively, symlinked folders too), sorted."""
+    return walk_files(folder, VIDEO_EXTENSIONS)
 
 
 @contextlib.contextmanager
@@ -107,23 +120,31 @@ def _quiet_opencv() -> Iterator[None]:
         cv2.utils.logging.setLogLevel(level)
 
 
-def open_capture(source: Source) -> cv2.VideoCapture:
-    """An opened cv2.VideoCapture, or a UserError that says which input failed and why."""
+def open_capture(source: Source, *, timeout: float = DEFAULT_TIMEOUT_S) -> cv2.VideoCapture:
+    """An opened cv2.VideoCapture, or a SourceError that says which input failed and why."""
     if source.kind == "webcam":
         with _quiet_opencv():
             cap = cv2.VideoCapture(source.value)
         if not cap.isOpened():
             cap.release()
             other = 1 if source.value == 0 else 0
-            raise UserError(f"webcam {source.value} does not open (is it connected? try --input {other}, or a video file)")
+            raise SourceError(f"webcam {source.value} does not open (is it connected? try webcam {other}, or a video file)")
         return cap
     if source.kind == "folder":
-        raise UserError(f"{source.value} is a folder, not a single video")
-    cap = cv2.VideoCapture(str(source.value))
+        raise SourceError(f"{source.value} is a folder, not a single video")
+    if source.kind == "url":
+        # Without timeouts, a server that accepts and never answers blocks for 30 s and
+        # Ctrl-C waits with it.
+        ms = int(timeout * 1000)
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        with _quiet_opencv():
+            cap = cv2.VideoCapture(str(source.value), cv2.CAP_FFMPEG, params)
+    else:
+        cap = cv2.VideoCapture(str(source.value))
     if not cap.isOpened():
         cap.release()
         what = "stream" if source.kind == "url" else "video file OpenCV can decode"
-        raise UserError(f"{source.value} is not a {what}")
+        raise SourceError(f"{printable(source.value)} is not a {what}" + (f" (nothing within {timeout:g} s?)" if source.kind == "url" else ""))
     return cap
 
 
@@ -147,53 +168,118 @@ def iter_frames(cap: cv2.VideoCapture, skip: int = 1) -> Iterator[tuple[int, np.
         index += 1
 
 
-class ThreadedReader:
-    """Reads frames in a background thread so decoding overlaps detection and inference.
+_END = object()
 
-    For a webcam or stream (`latest_only=True`) only the newest frame is kept, so a
-    slow consumer sees the present rather than a growing backlog; for a file every
-    frame is delivered in order. `read()` returns None once the source is exhausted.
+
+class FrameSource:
+    """Frames of a file, webcam or stream, read in a background thread.
+
+        with FrameSource("video.mp4", skip=2) as src:
+            for index, frame in src:      # frame is None for frames `skip` leaves out
+                ...
+
+    A file delivers every frame in order (the reader blocks, never drops); a webcam or
+    stream keeps only the newest frame, so a slow consumer sees the present rather
+    than a backlog. A file must decode at least one frame, checked on opening. A live
+    source that delivers nothing for `timeout` seconds ends the iteration
+    (`stopped` says why). Waiting is in short slices, so Ctrl-C is handled at once.
     """
 
-    def __init__(self, cap: cv2.VideoCapture, *, latest_only: bool = False, buffer: int = 8) -> None:
-        self.cap = cap
-        self.latest_only = latest_only
-        self.frames: queue.Queue = queue.Queue(maxsize=1 if latest_only else buffer)
-        self.closing = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="frame-reader", daemon=True)
-        self.thread.start()
+    def __init__(self, spec: str | int | Path | Source, *, skip: int = 1, timeout: float = DEFAULT_TIMEOUT_S,
+                 buffer: int = 8) -> None:
+        if skip < 1:
+            raise ValueError(f"skip must be 1 or more, got {skip}")
+        self.source = spec if isinstance(spec, Source) else resolve_source(spec, allow_folder=False)
+        self.skip, self.timeout = skip, timeout
+        self.stopped = ""  # "end" | "timeout" | "closed"
+        self.cap = open_capture(self.source, timeout=timeout)
+        fps = self.cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if np.isfinite(fps) and 1.0 <= fps <= 240.0 else FALLBACK_FPS
+        frames = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self.source.kind == "file" else 0
+        self.frame_count_hint = frames if frames > 0 else None  # some containers lie: a hint only
+        self._first = None
+        if self.source.kind == "file":  # a file must decode; its first frame is kept, not re-read
+            ok, first = self.cap.read()
+            if not ok or first is None:
+                self.cap.release()
+                raise SourceError(f"{printable(self.source.value)} has no frames (empty, truncated or not a video)")
+            self._first = first
+        self._queue: queue.Queue = queue.Queue(maxsize=1 if self.is_live else buffer)
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="frame-reader", daemon=True)
+        self._thread.start()
+
+    @property
+    def is_live(self) -> bool:
+        return self.source.is_live
+
+    def __str__(self) -> str:
+        return str(self.source)
 
     def _run(self) -> None:
-        while not self.closing.is_set():
-            ok, frame = self.cap.read()
-            if not ok or frame is None:
-                break
-            self._put(frame)
-        self._put(None)  # end of stream
+        index = 0
+        try:
+            while not self._closing.is_set():
+                if index == 0 and self._first is not None:
+                    frame = self._first
+                elif index % self.skip:
+                    frame = None if self.cap.grab() else _END
+                else:
+                    ok, frame = self.cap.read()
+                    frame = frame if ok and frame is not None else _END
+                if frame is _END:
+                    break
+                self._put((index, frame))
+                index += 1
+        finally:
+            self._put(_END)
 
-    def _put(self, item: np.ndarray | None) -> None:
-        if self.latest_only:
-            try:
-                self.frames.get_nowait()  # drop the stale frame
-            except queue.Empty:
-                pass
-            self.frames.put(item)
+    def _put(self, item) -> None:
+        if self.is_live:
+            with contextlib.suppress(queue.Empty):
+                self._queue.get_nowait()  # drop the stale frame
+            with contextlib.suppress(queue.Full):
+                self._queue.put_nowait(item)
             return
-        while not self.closing.is_set():  # a file: block, never drop
+        while not self._closing.is_set():  # a file: block, never drop
             try:
-                self.frames.put(item, timeout=0.1)
+                self._queue.put(item, timeout=0.1)
                 return
             except queue.Full:
                 continue
 
-    def read(self, timeout: float = 10.0) -> np.ndarray | None:
-        """The next frame, or None at the end (or when nothing arrived for `timeout` s)."""
-        try:
-            return self.frames.get(timeout=timeout)
-        except queue.Empty:
+    def read(self) -> tuple[int, np.ndarray | None] | None:
+        """The next (index, frame), or None at the end (see `stopped`)."""
+        waited = 0.0
+        while True:
+            try:
+                item = self._queue.get(timeout=0.1)
+                break
+            except queue.Empty:
+                waited += 0.1
+                if waited >= self.timeout and self.is_live:
+                    self.stopped = "timeout"
+                    return None
+                if not self._thread.is_alive() and self._queue.empty():
+                    self.stopped = self.stopped or "end"
+                    return None
+        if item is _END:
+            self.stopped = self.stopped or "end"
             return None
+        return item
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray | None]]:
+        while (item := self.read()) is not None:
+            yield item
 
     def close(self) -> None:
-        self.closing.set()
-        self.thread.join(timeout=2.0)
+        self.stopped = self.stopped or "closed"
+        self._closing.set()
+        self._thread.join(timeout=2.0)
         self.cap.release()
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

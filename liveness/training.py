@@ -1,8 +1,16 @@
-"""Training shared by train.py (one split, leave-one-group-out) and compare.py.
+"""Fitting what scores, and fixing its threshold without looking at its own training data.
 
-Keras 3 throughout: a tf.data pipeline over in-memory crops, augmentation as Keras
-preprocessing layers, class weights, early stopping that restores the best weights
-and ReduceLROnPlateau. Pixel scaling lives in the model (liveness/models.py).
+One procedure serves train.py (the model it saves, and its held-out report), the
+leave-one-group-out protocol and compare.py:
+
+    fit_with_threshold(cfg, data, idx)
+      1. folds over the groups in idx (group k-fold, else time blocks within each video)
+      2. out-of-fold live scores for every image in idx -> threshold at their EER point
+      3. refit on all of idx (a CNN for the median of the folds' best epoch counts)
+
+Keras 3 for the CNNs: a tf.data pipeline, augmentation as Keras preprocessing layers,
+class weights, early stopping that restores the best weights, ReduceLROnPlateau.
+Pixel scaling lives in the model (liveness/nets.py).
 """
 
 from __future__ import annotations
@@ -10,26 +18,34 @@ from __future__ import annotations
 import logging
 import math
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from liveness import FACE_SIZE, LIVE_LABEL
-from liveness.cli import UserError, import_tensorflow
-from liveness.dataset import Sample, prepare_faces, read_images, split_samples
-from liveness.metrics import equal_error_rate, summarize
-from liveness.models import DEFAULT_ARCH, build_model
+from liveness.dataset import Sample, check_classes, describe, find_samples, read_images
+from liveness.errors import DataError
+from liveness.lbp import DEFAULT_SETTINGS, LBPClassifier, LBPSettings
+from liveness.metrics import equal_error_rate
+from liveness.model import DEFAULT_SCORER, SCORERS, fuse
+from liveness.nets import DEFAULT_ARCH, DEFAULT_INPUT_SIZE, build_model, check_arch, import_keras
+from liveness.runtime import prepare_faces
 
 LOGGER = logging.getLogger("liveness")
 
 LOSSES = ("ce", "focal")
+DEFAULT_FOLDS = {"lbp": 5, "cnn": 1, "fusion": 1}  # 1: a single validation split of the groups
+DEFAULT_FUSION_WEIGHT = 0.5
+DEFAULT_VAL_FRAC = 0.2
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
+    """Everything that decides what is fitted. Defaults written here only."""
+
+    scorer: str = DEFAULT_SCORER
     arch: str = DEFAULT_ARCH
-    input_size: int = FACE_SIZE
+    input_size: int = DEFAULT_INPUT_SIZE
     epochs: int = 50
     batch_size: int = 32
     lr: float = 1e-3
@@ -38,27 +54,115 @@ class TrainConfig:
     augment: bool = True
     patience: int = 10
     seed: int = 42
+    lbp_weight: float = DEFAULT_FUSION_WEIGHT  # fusion only: score = (1 - w) CNN + w LBP
+    lbp: LBPSettings = DEFAULT_SETTINGS
+    folds: int | None = None  # None: DEFAULT_FOLDS[scorer]
+    val_frac: float = DEFAULT_VAL_FRAC  # with one fold: the groups held out for the threshold
+    fixed_threshold: float | None = None  # the tutorial's 0.5; None: from out-of-fold scores
 
-    def check(self) -> None:
-        if self.epochs < 1:
-            raise UserError(f"--epochs must be 1 or more, got {self.epochs}")
-        if self.batch_size < 1:
-            raise UserError(f"--batch-size must be 1 or more, got {self.batch_size}")
-        if not self.lr > 0:
-            raise UserError(f"--lr must be positive, got {self.lr}")
-        if self.input_size < 8:
-            raise UserError(f"--input-size must be 8 or more, got {self.input_size}")
+    def __post_init__(self) -> None:
+        if self.scorer not in SCORERS:
+            raise ValueError(f"scorer must be one of {', '.join(SCORERS)}, got {self.scorer!r}")
+        if self.uses_cnn:
+            check_arch(self.arch, self.input_size, self.weights)
         if self.loss not in LOSSES:
-            raise UserError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if not 0.0 < self.lbp_weight < 1.0 and self.scorer == "fusion":
+            raise ValueError(f"a fusion's LBP weight must lie between 0 and 1, got {self.lbp_weight}")
+        if self.folds is not None and self.folds < 1:
+            raise ValueError(f"folds must be 1 or more, got {self.folds}")
+
+    @property
+    def n_folds(self) -> int:
+        return self.folds or DEFAULT_FOLDS[self.scorer]
+
+    @property
+    def weight(self) -> float:
+        """The LBP's share of the score: 1 for lbp, 0 for cnn."""
+        return {"lbp": 1.0, "cnn": 0.0}.get(self.scorer, self.lbp_weight)
+
+    @property
+    def uses_cnn(self) -> bool:
+        return self.weight < 1
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["lbp"] = asdict(self.lbp) if self.weight > 0 else None
+        if not self.uses_cnn:
+            for k in ("arch", "input_size", "epochs", "batch_size", "lr", "loss", "weights", "augment", "patience"):
+                d.pop(k)
+        return d
 
 
+class FaceSet:
+    """The decoded crops of a dataset, their labels and groups; features computed once."""
+
+    def __init__(self, faces: list[np.ndarray], samples: list[Sample], live_label: str) -> None:
+        self.faces = faces
+        self.samples = samples
+        self.live_label = live_label
+        self.is_live = np.array([s.label == live_label for s in samples], dtype=bool)
+        self.groups = np.array([s.group for s in samples])
+        self._lbp: dict[LBPSettings, np.ndarray] = {}
+        self._cnn: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def lbp_features(self, settings: LBPSettings) -> np.ndarray:
+        if settings not in self._lbp:
+            self._lbp[settings] = LBPClassifier.from_settings(settings).features(self.faces)
+        return self._lbp[settings]
+
+    def cnn_input(self, size: int) -> np.ndarray:
+        if size not in self._cnn:
+            self._cnn[size] = prepare_faces(self.faces, size)
+        return self._cnn[size]
+
+
+def load_faceset(dataset: list[Path], classes, group_pattern, live_label: str, *, min_per_class: int = 3) -> FaceSet:
+    """Every readable crop of the dataset folders, decoded once."""
+    samples = find_samples([Path(d) for d in dataset], classes, group_pattern)
+    check_classes(samples, live_label, min_per_class=min_per_class)
+    faces, kept = read_images(samples)
+    check_classes(kept, live_label, min_per_class=min_per_class)
+    LOGGER.info("dataset: %s", describe(kept))
+    return FaceSet(faces, kept, live_label)
+
+
+@dataclass
+class Fitted:
+    """What fit_scorer made: the LBP scorer and/or the CNN, and the CNN's history."""
+
+    cfg: TrainConfig
+    lbp: LBPClassifier | None = None
+    cnn: object | None = None
+    history: dict = field(default_factory=dict)
+    best_epochs: int | None = None
+
+    def as_model(self, threshold: float, labels: list[str], live_label: str, *, backend: str = "auto"):
+        """An in-memory LivenessModel: scores faces exactly as a saved one would."""
+        from liveness.model import LivenessModel
+
+        manifest = {
+            "scorer": self.cfg.scorer, "labels": labels, "live_label": live_label, "threshold": threshold,
+            "padding": 0.0, "lbp_weight": self.cfg.weight, "input_size": self.cfg.input_size if self.cnn else None,
+        }
+        return LivenessModel(Path("(in memory)"), manifest, lbp=self.lbp, cnn=self.cnn, backend=backend)
+
+    def score(self, data: FaceSet, idx: np.ndarray) -> np.ndarray:
+        """(len(idx),) live probabilities of data's images at idx."""
+        if len(idx) == 0:
+            return np.zeros(0)
+        lbp = self.lbp.score_live_features(data.lbp_features(self.cfg.lbp)[idx]) if self.lbp is not None else 0.0
+        cnn = predict_live(self.cnn, data.cnn_input(self.cfg.input_size)[idx]) if self.cnn is not None else 0.0
+        return fuse(cnn, lbp, self.cfg.weight)
+
+
+# --- CNN training ---------------------------------------------------------------------------
 def seed_everything(seed: int) -> None:
     """Same seed, same numbers on CPU: Python, NumPy, TF seeds and deterministic ops."""
-    import_tensorflow()
-    import keras
+    keras = import_keras()
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
@@ -67,7 +171,7 @@ def seed_everything(seed: int) -> None:
 
 def make_augmenter(seed: int):
     """Mild geometric and photometric jitter, as Keras layers (active in training only)."""
-    import keras
+    keras = import_keras()
     from keras import layers
 
     return keras.Sequential(
@@ -84,7 +188,7 @@ def make_augmenter(seed: int):
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle_seed: int | None = None, augmenter=None):
-    """(N, S, S, 3) uint8 + (N, classes) one-hot -> batched float32 tf.data pipeline."""
+    """(N, S, S, 3) uint8 + (N, 2) one-hot -> batched float32 tf.data pipeline."""
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y))
@@ -98,35 +202,24 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle_seed:
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def class_weights(y_index: np.ndarray, n_classes: int) -> dict[int, float]:
-    """Inverse-frequency weights: subject05 alone has 10x more fake than real frames."""
+def class_weights(y_index: np.ndarray, n_classes: int = 2) -> dict[int, float]:
+    """Inverse-frequency weights: one set-up can hold ten times more attacks than live faces."""
     counts = np.bincount(y_index, minlength=n_classes).astype(float)
     return {i: float(len(y_index) / (n_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
 
 
-def fit(
-    cfg: TrainConfig,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray | None,
-    y_val: np.ndarray | None,
-    n_classes: int,
-    *,
-    checkpoint: Path | None = None,
-    verbose: int | None = None,
-):
-    """Train a fresh model; returns (model with the best weights, history dict)."""
-    import keras
-
+def fit_cnn(cfg: TrainConfig, x_train, y_train, x_val=None, y_val=None, *, epochs: int | None = None,
+            checkpoint: Path | None = None, verbose: int | None = None):
+    """A fresh CNN trained on (x, y index: 1 = live); returns (model, history, best epoch count)."""
+    keras = import_keras()
     seed_everything(cfg.seed)
-    model = build_model(cfg.arch, input_size=cfg.input_size, classes=n_classes, weights=cfg.weights)
+    model = build_model(cfg.arch, input_size=cfg.input_size, classes=2, weights=cfg.weights)
     loss = (
         keras.losses.CategoricalFocalCrossentropy(alpha=0.25, gamma=2.0)
-        if cfg.loss == "focal"
-        else keras.losses.CategoricalCrossentropy()
+        if cfg.loss == "focal" else keras.losses.CategoricalCrossentropy()
     )
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.lr), loss=loss, metrics=["accuracy"])
-    onehot = lambda idx: keras.utils.to_categorical(idx, n_classes)  # noqa: E731
+    onehot = lambda idx: keras.utils.to_categorical(idx, 2)  # noqa: E731
     train_ds = make_dataset(
         x_train, onehot(y_train), cfg.batch_size, shuffle_seed=cfg.seed,
         augmenter=make_augmenter(cfg.seed) if cfg.augment else None,
@@ -134,108 +227,95 @@ def fit(
     has_val = x_val is not None and len(x_val) > 0
     val_ds = make_dataset(x_val, onehot(y_val), 256) if has_val else None
     monitor = "val_loss" if has_val else "loss"
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience, restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=max(2, cfg.patience // 3), min_lr=1e-6),
-    ]
+    callbacks = [keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=max(2, cfg.patience // 3), min_lr=1e-6)]
+    if has_val:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience, restore_best_weights=True))
     if checkpoint is not None:
         callbacks.append(keras.callbacks.ModelCheckpoint(str(checkpoint), monitor=monitor, save_best_only=True))
     if verbose is None:
         verbose = 1 if sys.stderr.isatty() else 2
     history = model.fit(
-        train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=callbacks,
-        class_weight=class_weights(y_train, n_classes), verbose=verbose, shuffle=False,  # tf.data shuffles
+        train_ds, validation_data=val_ds, epochs=epochs or cfg.epochs, callbacks=callbacks,
+        class_weight=class_weights(y_train), verbose=verbose, shuffle=False,  # tf.data shuffles
     )
-    return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    best = int(np.argmin(hist[monitor])) + 1 if hist.get(monitor) else len(hist.get("loss", []))
+    return model, hist, best
 
 
-def predict_live(model, x: np.ndarray, live_index: int) -> np.ndarray:
-    """(N,) probability of live for prepared crops; one batched pass."""
+def predict_live(model, x: np.ndarray) -> np.ndarray:
+    """(N,) probability of live (class index 1) for prepared crops; one batched pass."""
     if len(x) == 0:
-        return np.empty(0, np.float32)
-    return model.predict(x.astype(np.float32), batch_size=256, verbose=0)[:, live_index]
+        return np.empty(0, np.float64)
+    # Direct calls in fixed-size batches: model.predict retraces per call and costs more here.
+    out = [model(x[i:i + 256].astype(np.float32), training=False).numpy()[:, 1] for i in range(0, len(x), 256)]
+    return np.concatenate(out).astype(np.float64)
 
 
-def validation_threshold(is_live: np.ndarray, scores: np.ndarray) -> tuple[float, str]:
-    """The operating point: the EER threshold on validation data, never on test data."""
+def fit_scorer(cfg: TrainConfig, data: FaceSet, idx: np.ndarray, val_idx: np.ndarray | None = None, *,
+               epochs: int | None = None, checkpoint: Path | None = None, verbose: int | None = 0) -> Fitted:
+    """Fit cfg's scorer on data[idx]; a CNN stops early on val_idx when given."""
+    y = data.is_live[idx]
+    if y.all() or not y.any():
+        raise DataError("the training images hold one class only")
+    out = Fitted(cfg)
+    if cfg.weight > 0:
+        out.lbp = LBPClassifier.from_settings(cfg.lbp, seed=cfg.seed).fit_features(data.lbp_features(cfg.lbp)[idx], y.astype(int))
+    if cfg.uses_cnn:
+        x = data.cnn_input(cfg.input_size)
+        has_val = val_idx is not None and len(val_idx) > 0
+        out.cnn, out.history, out.best_epochs = fit_cnn(
+            cfg, x[idx], y.astype(np.int64),
+            x[val_idx] if has_val else None, data.is_live[val_idx].astype(np.int64) if has_val else None,
+            epochs=epochs, checkpoint=checkpoint, verbose=verbose,
+        )
+    return out
+
+
+# --- the threshold ----------------------------------------------------------------------------
+def eer_threshold(is_live: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """(threshold, EER) at the EER point; a DataError when a class is missing."""
     eer, threshold = equal_error_rate(is_live, scores)
     if math.isnan(eer):
-        return 0.5, "0.5 (validation data lacks a class)"
-    return threshold, f"validation EER point (EER {eer:.3f})"
+        raise DataError("cannot fix a threshold: the held-out scores lack a class")
+    return threshold, eer
 
 
 @dataclass
-class FoldResult:
-    model: object
-    history: dict
+class Procedure:
+    """The result of fit_with_threshold: the refit scorer, its threshold and how it was set."""
+
+    fitted: Fitted
     threshold: float
     threshold_source: str
-    val: dict
-    test: dict
-    test_samples: list[Sample]
-    test_scores: np.ndarray
-    lbp_model: object = None
+    oof_scores: np.ndarray | None = None  # aligned with the idx given
+    folds_how: str = ""
 
 
-def train_and_test(
-    cfg: TrainConfig,
-    splits: dict[str, list[Sample]],
-    labels: list[str],
-    *,
-    live_label: str = LIVE_LABEL,
-    lbp_weight: float = 0.0,
-    train_cnn: bool = True,
-    checkpoint: Path | None = None,
-    verbose: int | None = None,
-) -> FoldResult:
-    """Train on splits['train'], fix the threshold on splits['val'], score splits['test'].
+def fit_with_threshold(cfg: TrainConfig, data: FaceSet, idx: np.ndarray, *, checkpoint: Path | None = None,
+                       verbose: int | None = 0, refit: bool = True) -> Procedure:
+    """Threshold from out-of-fold scores of the groups in idx, then the scorer refit on all of idx."""
+    from liveness.crossval import make_folds
 
-    With `lbp_weight` > 0 a colour-LBP model is trained on the same crops and the score
-    is (1 - w) * CNN + w * LBP; the threshold is fixed on that fused validation score.
-    With w = 1 and `train_cnn=False` no CNN is trained at all (cross-validation needs
-    no model file).
-    """
-    live_index = labels.index(live_label)
-    raw, kept = {}, {}
-    for k, v in splits.items():
-        raw[k], kept[k] = read_images(v) if v else ([], [])
-    for name in ("train", "test"):
-        missing = sorted(set(labels) - {s.label for s in kept[name]})
-        if missing and (name == "train" or kept[name]):
-            raise UserError(f"no readable {', '.join(missing)} images left in the {name} split")
-    y = {k: np.array([labels.index(s.label) for s in v], dtype=np.int64) for k, v in kept.items()}
-    model, history = None, {}
-    scores = {k: np.zeros(len(raw[k])) for k in ("val", "test")}
-    if train_cnn or lbp_weight < 1:
-        x = {k: prepare_faces(v, cfg.input_size) for k, v in raw.items()}
-        model, history = fit(cfg, x["train"], y["train"], x["val"], y["val"], len(labels), checkpoint=checkpoint, verbose=verbose)
-        scores = {k: predict_live(model, x[k], live_index) for k in ("val", "test")}
-    lbp_model = None
-    if lbp_weight > 0:
-        from liveness.lbp import LBPClassifier
-
-        lbp_model = LBPClassifier(seed=cfg.seed).fit(raw["train"], (y["train"] == live_index).astype(int))
-        for k in ("val", "test"):
-            if len(raw[k]):
-                scores[k] = (1 - lbp_weight) * scores[k] + lbp_weight * lbp_model.score(raw[k])
-    val_live = y["val"] == live_index
-    threshold, source = validation_threshold(val_live, scores["val"]) if len(scores["val"]) else (0.5, "0.5 (no validation data)")
-    return FoldResult(
-        model=model, history=history, threshold=threshold, threshold_source=source,
-        val=summarize(val_live, scores["val"], threshold) if len(scores["val"]) else {},
-        test=summarize(y["test"] == live_index, scores["test"], threshold) if len(scores["test"]) else {},
-        test_samples=kept["test"], test_scores=scores["test"], lbp_model=lbp_model,
-    )
-
-
-def loso_folds(samples: list[Sample], *, val_frac: float, seed: int):
-    """Leave-one-group-out: (held-out group, splits) for each group holding both classes."""
-    labels = sorted({s.label for s in samples})
-    groups = sorted({s.group for s in samples})
-    for group in groups:
-        held = [s for s in samples if s.group == group]
-        if {s.label for s in held} != set(labels):
-            continue  # a group with one class cannot measure APCER and BPCER both
-        rest = [s for s in samples if s.group != group]
-        inner, _ = split_samples(rest, "group", test_frac=0.0, val_frac=val_frac, seed=seed)
-        yield group, {"train": inner["train"], "val": inner["val"], "test": held}
+    idx = np.asarray(idx)
+    folds, how = make_folds([data.samples[i] for i in idx], cfg.n_folds, val_frac=cfg.val_frac, seed=cfg.seed)
+    oof = np.full(len(idx), np.nan)
+    epochs = []
+    for fit_pos, held_pos in folds:
+        part = fit_scorer(cfg, data, idx[fit_pos], idx[held_pos], verbose=verbose)
+        oof[held_pos] = part.score(data, idx[held_pos])
+        if part.best_epochs:
+            epochs.append(part.best_epochs)
+    held = ~np.isnan(oof)
+    if cfg.fixed_threshold is not None:
+        threshold, source = cfg.fixed_threshold, f"fixed at {cfg.fixed_threshold:g}"
+    else:
+        threshold, eer = eer_threshold(data.is_live[idx][held], oof[held])
+        source = f"EER point of out-of-fold scores ({how}; out-of-fold EER {eer:.3f})"
+    if not refit:
+        return Procedure(Fitted(cfg), threshold, source, oof, how)
+    final_epochs = int(np.median(epochs)) if epochs else None  # no validation data left to stop on
+    if cfg.uses_cnn and final_epochs is not None:
+        LOGGER.info("refitting on all %d images for %d epochs (the folds' median best)", len(idx), final_epochs)
+    fitted = fit_scorer(cfg, data, idx, None, epochs=final_epochs, checkpoint=checkpoint, verbose=verbose)
+    return Procedure(fitted, threshold, source, oof, how)

@@ -36,19 +36,36 @@ def face_image():
     return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
 
 
-@pytest.fixture(scope="session")
-def trained_model(shared_data, tmp_path_factory):
-    """A LivenessNet fused with colour LBP, trained briefly on the shared crops: (model, le).
+SMALL_SUBJECTS = ("subject04", "subject05", "subject07", "subject08", "subject09", "subject13", "subject14", "subject16")
 
+
+@pytest.fixture(scope="session")
+def trained_model(shared_data, tmp_path_factory) -> Path:
+    """A model folder fusing LivenessNet with colour LBP, trained briefly on the shared crops,
+    with crop padding recorded as 0.1 (so the demo and evaluate.py pad their crops).
+
+    Fused so the tests exercise both scorers (the CNN through OpenCV's DNN, and LBP).
     Good enough to exercise the demo and evaluate.py; its accuracy means nothing.
     """
     import train
 
-    out = tmp_path_factory.mktemp("model")
-    model, le = out / "liveness.keras", out / "le.pickle"
+    # A dataset of symlinked folders (as users assemble them), of the smaller set-ups: quick to train.
+    data = tmp_path_factory.mktemp("linked-crops")
+    for subject in SMALL_SUBJECTS:
+        (data / subject).symlink_to(shared_data / "crops" / subject, target_is_directory=True)
+    folder = tmp_path_factory.mktemp("model") / "liveness"
     train.run(
-        dataset=[shared_data / "crops"], model=model, le=le, plot=out / "plot.png",
-        epochs=3, batch_size=32, group_pattern=r"subject\d+", seed=1,
-        lbp_weight=0.5,  # fused: the tests exercise the CNN (ONNX in OpenCV) and the LBP paths both
+        dataset=[data], model=folder, scorer="fusion",
+        epochs=2, batch_size=64, group_pattern=r"subject\d+", seed=1, padding=0.1,
     )
-    return model, le
+    return folder
+
+
+@pytest.fixture(scope="session")
+def lbp_model(shared_data, tmp_path_factory) -> Path:
+    """The default scorer (colour LBP alone), trained on the shared crops: a model folder."""
+    import train
+
+    folder = tmp_path_factory.mktemp("lbp-model") / "liveness"
+    train.run(dataset=[shared_data / "crops"], model=folder, group_pattern=r"subject\d+", seed=1)
+    return folder

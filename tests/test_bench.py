@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from benchmarks import bench_pipeline as bench
+from benchmarks import harness
 from liveness import ROOT
 
 BENCH = ROOT / "benchmarks" / "bench_pipeline.py"
@@ -40,8 +41,12 @@ def test_quick_run_writes_every_line(shared_data, tmp_path):
         assert mine, f"line {line} missing from {[r['id'] for r in rows]}"
         for r in mine:
             assert isinstance(r["median"], (int, float)) and math.isfinite(r["median"]) and r["median"] > 0, r
+            for key in ("id", "what", "median", "ratio", "ratio_of", "target", "verdict"):  # the schema README shows
+                assert key in r, (key, r)
     # Every target row got a verdict, and the table went to stdout.
     assert all(r["verdict"] in ("ok", "below target") for r in rows if r["target"])
+    assert {r["id"]: r["target"] for r in rows if r["target"]} == {k: f"{op} {v:g}" for k, (op, v) in bench.TARGETS.items()}
+    assert "colour-LBP" in data["settings"]["demo_scorer"]  # the demo's default scorer
     assert "median" in proc.stdout and "machine:" in proc.stdout
     for key in ("cpu_count", "python", "numpy", "opencv", "tensorflow", "keras", "date"):
         assert key in data["machine"], key
@@ -49,25 +54,27 @@ def test_quick_run_writes_every_line(shared_data, tmp_path):
 
 
 def test_paired_ratio_is_the_median_of_per_round_ratios():
-    assert bench.paired_ratio([10, 20, 30], [10, 10, 10]) == 2.0
-    assert bench.paired_ratio([1.0, math.nan], [1.0, 1.0]) == 1.0
-    assert math.isnan(bench.paired_ratio([], []))
+    assert harness.paired_ratio([10, 20, 30], [10, 10, 10]) == 2.0
+    assert harness.paired_ratio([1.0, math.nan], [1.0, 1.0]) == 1.0
+    assert math.isnan(harness.paired_ratio([], []))
 
 
 def test_round_robin_rotates_and_drops_the_warm_up():
     order = []
     tasks = {k: (lambda k=k: order.append(k) or 1.0) for k in "ABC"}
-    times = bench.round_robin(tasks, repeats=3, warmup=1)
+    times = harness.round_robin(tasks, repeats=3, warmup=1)
     assert order == list("ABC" "BCA" "CAB" "ABC")
     assert times == {k: [1.0, 1.0, 1.0] for k in "ABC"}
 
 
 def test_verdict_only_where_there_is_a_target():
-    assert bench.Row("3", "x", "frames/s", [1.0], ratio=0.95).verdict == "ok"
-    assert bench.Row("3", "x", "frames/s", [1.0], ratio=0.5).verdict == "below target"
-    assert bench.Row("1", "x", "frames/s", [1.0], ratio=0.5).verdict == ""
-    row = bench.Row("4d", "x", "ms/face", [3.0, 1.0, 2.0], ratio=30.0).as_json()
-    assert (row["line"], row["min"], row["median"], row["max"], row["verdict"]) == ("4", 1.0, 2.0, 3.0, "ok")
+    assert bench.row("3", "x", "frames/s", [1.0], ratio=0.95).verdict == "ok"
+    assert bench.row("3", "x", "frames/s", [1.0], ratio=0.5).verdict == "below target"
+    assert bench.row("1", "x", "frames/s", [1.0], ratio=0.5).verdict == ""
+    assert harness.Row("7a", "x", "s", [1.0], ratio=2.0, target=("<=", 1.0)).verdict == "below target"
+    row = bench.row("4d", "x", "ms/face", [3.0, 1.0, 2.0], ratio=30.0).as_json()
+    assert (row["line"], row["id"], row["min"], row["median"], row["max"]) == ("4", "4d", 1.0, 2.0, 3.0)
+    assert (row["target"], row["verdict"], row["ratio"]) == (">= 25", "ok", 30.0)
 
 
 @pytest.mark.parametrize("shape", [(720, 1080, 3), (656, 368, 3), (480, 640, 3)])

@@ -12,7 +12,7 @@ import pytest
 
 import compare
 from liveness.cli import UserError
-from liveness.training import TrainConfig, fit
+from liveness.training import TrainConfig, fit_cnn
 
 
 def _make_subjects(root, subjects=3, per_class=8, size=40):
@@ -43,16 +43,16 @@ def test_focal_loss_matches_hand_computed_value():
 
 @pytest.mark.parametrize("arch,size,loss", [("livenessnet", 32, "focal"), ("mobilenetv2", 32, "ce"), ("mobilenetv3small", 32, "focal")])
 def test_each_architecture_trains_one_epoch_and_round_trips(tmp_path, arch, size, loss):
-    from liveness.artifacts import load_keras_model, save_model
+    import keras
 
     rng = np.random.default_rng(1)
     x = rng.integers(0, 256, (16, size, size, 3)).astype(np.uint8)
     y = np.array([0, 1] * 8)
-    cfg = TrainConfig(arch=arch, input_size=size, epochs=1, batch_size=8, loss=loss)
-    model, history = fit(cfg, x, y, x[:4], y[:4], 2, verbose=0)
-    assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0])
-    save_model(model, tmp_path / "m.keras")
-    again = load_keras_model(tmp_path / "m.keras")
+    cfg = TrainConfig(scorer="cnn", arch=arch, input_size=size, epochs=1, batch_size=8, loss=loss)
+    model, history, best = fit_cnn(cfg, x, y, x[:4], y[:4], verbose=0)
+    assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0]) and best == 1
+    model.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras", compile=False, safe_mode=True)
     probe = x[:3].astype(np.float32)
     np.testing.assert_allclose(again(probe, training=False).numpy(), model(probe, training=False).numpy(), atol=1e-5)
 
@@ -62,7 +62,7 @@ def test_compare_runs_end_to_end_on_a_tiny_fold_set(tmp_path):
     out = tmp_path / "cmp"
     rows = compare.run(
         dataset=[data], configs=["tutorial", "livenessnet", "lbp", "lbp-classic", "fusion"],
-        output=out, epochs=1, max_folds=2, val_frac=0.4, timing_repeats=5,
+        output=out, epochs=1, max_folds=2, timing_repeats=5,
     )
     assert [r["config"] for r in rows] == ["tutorial", "livenessnet", "lbp", "lbp-classic", "fusion"]
     for r in rows:
@@ -70,8 +70,6 @@ def test_compare_runs_end_to_end_on_a_tiny_fold_set(tmp_path):
         assert 0.0 <= r["acer_mean"] <= 1.0
         assert r["ms_per_face"] > 0
     by_name = {r["config"]: r for r in rows}
-    # Fusion's time is the sum of its parts' (it runs both).
-    assert by_name["fusion"]["ms_per_face"] == pytest.approx(by_name["livenessnet"]["ms_per_face"] + by_name["lbp"]["ms_per_face"], rel=0.5)
     # The LBP model separates these textures on unseen subjects.
     assert by_name["lbp"]["auc_mean"] > 0.9
     table = (tmp_path / "cmp.md").read_text()

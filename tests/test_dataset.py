@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from liveness.cli import UserError
 from liveness.crops import crop_name
-from liveness.dataset import Sample, check_classes, find_samples, load_images, split_samples
-from liveness.training import loso_folds
+from liveness.crossval import loso_groups
+from liveness.dataset import Sample, check_classes, find_samples, read_images, split_samples
+from liveness.errors import DataError
 
 
 def touch(path: Path, data: bytes = b"") -> Path:
@@ -127,14 +127,14 @@ def test_group_pattern_sets_the_group(tmp_path):
     assert all(s.group == s.source for s in find_samples([root], group_pattern=r"person\d+"))
 
 
-def test_bad_group_pattern_is_a_user_error(tmp_path):
+def test_bad_group_pattern_is_a_data_error(tmp_path):
     touch(tmp_path / "ds" / "real" / "0.png")
-    with pytest.raises(UserError, match="--group-pattern"):
+    with pytest.raises(DataError, match="group pattern .* is not a valid regular expression"):
         find_samples([tmp_path / "ds"], group_pattern="subject(\\d+")
 
 
-def test_missing_dataset_folder_is_a_user_error(tmp_path):
-    with pytest.raises(UserError, match="does not exist"):
+def test_missing_dataset_folder_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
         find_samples([tmp_path / "nope"])
 
 
@@ -160,30 +160,32 @@ def test_check_classes_accepts_two_classes():
     ids=["empty", "single-class", "no-live-class", "too-few"],
 )
 def test_check_classes_refuses(samples, message):
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(DataError, match=message):
         check_classes(samples)
 
 
-# --- load_images -----------------------------------------------------------------------
+# --- read_images -----------------------------------------------------------------------
 
 
-def test_load_images_skips_and_counts_corrupt_files(tmp_path, caplog):
+def test_read_images_skips_and_counts_corrupt_files(tmp_path, caplog):
     good = [write_png(tmp_path / f"good{i}.png", bgr=(255, 0, 0)) for i in range(3)]
     bad = [touch(tmp_path / "empty.png"), touch(tmp_path / "garbage.png", b"\x89PNG\r\n\x1a\n" + b"junk" * 50)]
     samples = [Sample(p, "real", "s", "s", i) for i, p in enumerate(good + bad)]
     with caplog.at_level(logging.WARNING, logger="liveness"):
-        x, kept = load_images(samples, 32)
+        faces, kept = read_images(samples)
     assert [s.path for s in kept] == good
-    assert x.shape == (3, 32, 32, 3) and x.dtype == np.uint8
-    # BGR blue on disk -> RGB blue in the array
-    assert (x[..., 2] == 255).all() and (x[..., 0] == 0).all()
+    # BGR as stored, at the stored size: resizing is the scorers' business
+    assert len(faces) == 3 and all(f.shape == (30, 40, 3) and f.dtype == np.uint8 for f in faces)
+    assert all((f[..., 0] == 255).all() and (f[..., 2] == 0).all() for f in faces)
     assert any("skipped 2 unreadable" in r.getMessage() for r in caplog.records)
 
 
-def test_load_images_with_nothing_readable_is_a_user_error(tmp_path):
+def test_read_images_with_nothing_readable_is_a_data_error(tmp_path):
     samples = [Sample(touch(tmp_path / f"{i}.png", b"not a png"), "real", "s", "s", i) for i in range(2)]
-    with pytest.raises(UserError, match="no readable images"):
-        load_images(samples, 32)
+    with pytest.raises(DataError, match="no readable images"):
+        read_images(samples)
+    faces, kept = read_images(samples, allow_empty=True)  # evaluate.py reads in batches
+    assert faces == [] and kept == []
 
 
 # --- splits ----------------------------------------------------------------------------
@@ -249,19 +251,44 @@ def test_random_split_warns_that_it_leaks(caplog):
     assert len(splits["test"]) == round(0.2 * len(samples))
 
 
-def test_unknown_split_mode_is_a_user_error():
-    with pytest.raises(UserError, match="--split"):
+def test_unknown_split_mode_is_a_value_error():
+    with pytest.raises(ValueError, match="split must be one of"):
         split_samples(synthetic_samples(0), "kfold")
 
 
-def test_loso_folds_hold_out_each_two_class_group_once():
+def test_loso_holds_out_only_groups_with_both_classes():
     samples = synthetic_samples(2)
     both = {g for g in {s.group for s in samples} if {s.label for s in samples if s.group == g} == {"real", "fake"}}
-    folds = list(loso_folds(samples, val_frac=0.2, seed=0))
-    assert [g for g, _ in folds] == sorted(both)  # one-class groups are never held out
-    for group, splits in folds:
-        assert {s.group for s in splits["test"]} == {group}
-        assert splits["test"] == [s for s in samples if s.group == group]
-        assert group not in {s.group for s in splits["train"] + splits["val"]}
-        assert len(splits["train"]) + len(splits["val"]) + len(splits["test"]) == len(samples)
-        assert not {s.group for s in splits["train"]} & {s.group for s in splits["val"]}
+    assert loso_groups(samples) == sorted(both)  # one-class groups are never a test set
+    assert len(both) < len({s.group for s in samples})
+
+
+# --- datasets assembled from symlinks ---------------------------------------------------
+
+
+def test_symlinked_class_folders_are_found_and_train(tmp_path):
+    """real/ and fake/ are links to folders elsewhere (as users assemble datasets)."""
+    import train
+
+    elsewhere = tmp_path / "elsewhere"
+    rng = np.random.default_rng(0)
+    for label in ("real", "fake"):
+        for subject in range(4):
+            for i in range(4):
+                img = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+                if label == "fake":  # a different texture, so the classes are learnable
+                    img = cv2.GaussianBlur(img, (7, 7), 3)
+                path = elsewhere / f"{label}_store" / f"subject{subject}" / f"{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                assert cv2.imwrite(str(path), img)
+    root = tmp_path / "ds"
+    root.mkdir()
+    for label in ("real", "fake"):
+        (root / label).symlink_to(elsewhere / f"{label}_store", target_is_directory=True)
+    samples = find_samples([root], group_pattern=r"subject\d+")
+    assert Counter(s.label for s in samples) == {"real": 16, "fake": 16}
+    assert {s.group for s in samples} == {f"subject{k}" for k in range(4)}
+    model = tmp_path / "model"
+    manifest = train.run(dataset=[root], model=model, group_pattern=r"subject\d+", seed=0, folds=2, test_frac=0.25)
+    assert manifest["scorer"] == "lbp" and manifest["data"]["images"] == {"real": 16, "fake": 16}
+    assert (model / "manifest.json").is_file() and (model / "lbp.npz").is_file()

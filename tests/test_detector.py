@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from liveness import detector as det
-from liveness.cli import UserError
+from liveness.errors import LivenessError
 from liveness.detector import Face, FaceDetector, clamp_box, expand_box, locate_detector_files
 from liveness.fileio import file_digest
 
@@ -145,15 +145,16 @@ def test_max_outside_is_the_threshold(monkeypatch) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"confidence": 1.5}, "--confidence must be between 0 and 1, got 1.5"),
-        ({"confidence": -0.1}, "--confidence must be between 0 and 1, got -0.1"),
-        ({"max_outside": 2.0}, "--max-outside"),
-        ({"min_size": 0}, "--min-size"),
+        ({"confidence": 1.5}, "confidence must be between 0 and 1, got 1.5"),
+        ({"confidence": -0.1}, "confidence must be between 0 and 1, got -0.1"),
+        ({"max_outside": 2.0}, "max outside fraction"),
+        ({"min_size": 0}, "minimum face size"),
         ({"aspect": (1.2, 0.8)}, "aspect"),
     ],
 )
-def test_bad_settings_are_user_errors(kwargs, message) -> None:
-    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+def test_bad_settings_are_value_errors(kwargs, message) -> None:
+    # Library code: a caller's mistake is a ValueError; the scripts' argparse types catch flags first.
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         FaceDetector(**kwargs)
 
 
@@ -200,23 +201,23 @@ def test_explicit_folder_with_the_files_is_used(tmp_path: Path) -> None:
 
 
 def test_explicit_empty_folder_is_an_error_not_a_fallback(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="has neither deploy.prototxt nor"):
+    with pytest.raises(LivenessError, match="has neither deploy.prototxt nor"):
         locate_detector_files(tmp_path)
 
 
 def test_explicit_missing_folder_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="does not exist"):
+    with pytest.raises(LivenessError, match="does not exist"):
         locate_detector_files(tmp_path / "nope")
 
 
 def test_folder_with_one_file_says_which_is_missing(tmp_path: Path) -> None:
     shutil.copy(locate_detector_files().prototxt, tmp_path / "deploy.prototxt.txt")
-    with pytest.raises(UserError, match=f"lacks {det.CAFFEMODEL_NAME}"):
+    with pytest.raises(LivenessError, match=f"lacks {det.CAFFEMODEL_NAME}"):
         locate_detector_files(tmp_path)
 
 
 def test_corrupt_caffemodel_fails_its_checksum(tmp_path: Path) -> None:
     shutil.copy(locate_detector_files().prototxt, tmp_path / "deploy.prototxt.txt")
     (tmp_path / det.CAFFEMODEL_NAME).write_bytes(b"\x00not the res10 weights" * 100)
-    with pytest.raises(UserError, match="corrupt or not the res10 SSD.*sha256"):
+    with pytest.raises(LivenessError, match="corrupt or not the res10 SSD.*sha256"):
         FaceDetector(detector_dir=tmp_path)

@@ -22,7 +22,8 @@ import pytest
 import gather_examples
 from liveness import ROOT
 from liveness import detector as det
-from liveness.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UserError
+from liveness.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from liveness.errors import LivenessError, OutputError
 from liveness.crops import MANIFEST_NAME, crop_name, parse_crop_name, read_manifest, source_key, video_digest
 from liveness.sources import iter_frames, list_videos
 
@@ -258,7 +259,7 @@ def test_identical_bytes_in_two_subject_folders_get_different_keys(face_video: P
     assert crop_name(source_key(a, digest), 5) != crop_name(source_key(b, digest), 5)
 
 
-# --- bad inputs: a one-line UserError, nothing written --------------------------------
+# --- bad inputs: a one-line LivenessError, nothing written --------------------------------
 
 
 @pytest.fixture
@@ -288,18 +289,15 @@ def bad(tmp_path: Path, face_video: Path) -> dict[str, Path]:
 
 BAD_RUNS = {
     # name: (run() keyword arguments, with "{x}" naming bad[x] or "video"; message regex)
-    "missing input": ({"input": "{tmp}/nope.mp4"}, r"--input .*nope\.mp4 does not exist"),
+    "missing input": ({"input": "{tmp}/nope.mp4"}, r"nope\.mp4 does not exist"),
     "not a video": ({"input": "{text}"}, r"x\.mp4 is not a video file OpenCV can decode"),
     "0-byte video": ({"input": "{empty}"}, r"empty\.mp4 is not a video file OpenCV can decode"),
     "header-only video": ({"input": "{header_only}"}, r"header_only\.mp4 has no frames"),
     "empty detector folder": ({"detector": "{no_files}"}, r"no_detector has neither deploy\.prototxt nor"),
     "missing detector folder": ({"detector": "{tmp}/nowhere"}, r"detector folder .*nowhere does not exist"),
     "corrupt caffemodel": ({"detector": "{corrupt}"}, r"corrupt or not the res10 SSD \(sha256 "),
-    "skip 0": ({"skip": 0}, r"--skip must be 1 or more"),
-    "confidence 1.5": ({"confidence": 1.5}, r"--confidence must be between 0 and 1, got 1\.5"),
-    "confidence -0.1": ({"confidence": -0.1}, r"--confidence must be between 0 and 1, got -0\.1"),
     "webcam that does not open": ({"input": "7"}, r"webcam 7 does not open"),
-    "empty input": ({"input": " "}, r"--input is empty"),
+    "empty input": ({"input": " "}, r"the input is empty"),
     "folder without videos": ({"input": "{no_videos}"}, r"no video files under .*no_videos"),
     "unlabelled name with --label-from-name": (
         {"input": "{unlabelled}", "label_from_names": True}, r"clip\.mp4 says neither real nor fake"),
@@ -315,19 +313,37 @@ def resolve_args(args: dict, bad: dict[str, Path], tmp_path: Path, face_video: P
 
 
 @pytest.mark.parametrize("case", list(BAD_RUNS))
-def test_bad_input_is_a_user_error_and_writes_nothing(case, bad, tmp_path: Path, face_video: Path) -> None:
+def test_bad_input_is_a_liveness_error_and_writes_nothing(case, bad, tmp_path: Path, face_video: Path) -> None:
     args, message = BAD_RUNS[case]
     out = tmp_path / "out"
-    with pytest.raises(UserError, match=message) as err:
+    with pytest.raises(LivenessError, match=message) as err:
         gather(output=out, **resolve_args(args, bad, tmp_path, face_video))
     assert "\n" not in str(err.value)
     assert not out.exists(), f"{case}: the output folder was created: {list(out.rglob('*'))}"
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"skip": 0}, r"skip and max_frames must be >= 1"),
+        ({"max_frames": 0}, r"skip and max_frames must be >= 1"),
+        ({"confidence": 1.5}, r"confidence must be between 0 and 1, got 1\.5"),
+        ({"confidence": -0.1}, r"confidence must be between 0 and 1, got -0\.1"),
+    ],
+    ids=["skip 0", "max-frames 0", "confidence 1.5", "confidence -0.1"],
+)
+def test_bad_numbers_from_python_are_value_errors(args, message, tmp_path: Path, face_video: Path) -> None:
+    """Flags are range-checked by argparse; a Python caller's bad number is a ValueError."""
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=message):
+        gather(input=face_video, output=out, **args)
+    assert not out.exists()
+
+
 def test_output_that_is_a_file(face_video: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.write_text("keep me")
-    with pytest.raises(UserError, match=r"out is a file, not a folder"):
+    with pytest.raises(OutputError, match=r"out is a file, not a folder"):
         gather(input=face_video, output=out)
     assert out.read_text() == "keep me"
 
@@ -338,7 +354,7 @@ def test_output_not_writable(face_video: Path, tmp_path: Path) -> None:
     out.mkdir()
     out.chmod(0o500)
     try:
-        with pytest.raises(UserError, match=r"locked is not writable"):
+        with pytest.raises(OutputError, match=r"locked is not writable"):
             gather(input=face_video, output=out)
         assert list(out.iterdir()) == []
     finally:
@@ -351,7 +367,7 @@ def test_output_not_writable_simulated(face_video: Path, tmp_path: Path, monkeyp
     out.mkdir()
     access = os.access
     monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == out else access(p, mode, **kw))
-    with pytest.raises(UserError, match=r"locked is not writable"):
+    with pytest.raises(OutputError, match=r"locked is not writable"):
         gather(input=face_video, output=out)
     assert list(out.iterdir()) == []
 
@@ -403,7 +419,7 @@ def test_list_videos_follows_symlinked_folders_once(face_video: Path, tmp_path: 
 
 # --- the script as a user runs it -----------------------------------------------------
 
-SCRIPT_BAD_RUNS = ["missing input", "not a video", "header-only video", "corrupt caffemodel", "skip 0"]
+SCRIPT_BAD_RUNS = ["missing input", "not a video", "header-only video", "corrupt caffemodel"]
 
 
 @pytest.mark.parametrize("case", SCRIPT_BAD_RUNS)
@@ -414,8 +430,6 @@ def test_script_bad_input_prints_one_error_line(case, bad, tmp_path: Path, face_
     argv = ["--output", str(out), "--input", resolved["input"]]
     if "detector" in resolved:
         argv += ["--detector", resolved["detector"]]
-    if "skip" in resolved:
-        argv += ["--skip", str(resolved["skip"])]
     proc = run_script(*argv)
     assert proc.returncode == EXIT_USAGE, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -423,6 +437,24 @@ def test_script_bad_input_prints_one_error_line(case, bad, tmp_path: Path, face_
     assert len(lines) == 1 and lines[0].startswith("[ERROR] "), proc.stderr
     assert re.search(message, lines[0]), lines[0]
     assert proc.stdout == ""
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--skip", "0"], "must be >= 1"),
+        (["--confidence", "1.5"], "must be <= 1"),
+        (["--padding", "nan"], "finite"),
+        (["--aspect", "1.2", "0.8"], "aspect"),
+    ],
+    ids=["skip 0", "confidence 1.5", "padding nan", "aspect reversed"],
+)
+def test_script_bad_numbers_exit_2_without_traceback(argv, message, tmp_path: Path, face_video: Path) -> None:
+    out = tmp_path / "out"
+    proc = run_script("--input", str(face_video), "--output", str(out), *argv)
+    assert proc.returncode == EXIT_USAGE, proc.stderr
+    assert "Traceback" not in proc.stderr and message in proc.stderr.strip().splitlines()[-1], proc.stderr
     assert not out.exists()
 
 

@@ -1,4 +1,4 @@
-"""train.py and the models it builds: layer sequence, tiny end-to-end runs, bad inputs.
+"""train.py and the networks it builds: layer sequence, tiny end-to-end runs, bad inputs.
 
 Synthetic data: small PNGs in tmp_path, "real" noise-textured and "fake" flat bluish
 crops, named the way gather_examples.py names them so that each subject's videos
@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
 import os
 import re
 import subprocess
@@ -23,9 +22,10 @@ import pytest
 
 import train
 from liveness import ROOT
-from liveness.artifacts import LivenessClassifier, load_keras_model, load_label_encoder, read_sidecar
-from liveness.cli import EXIT_USAGE, UserError
+from liveness.cli import EXIT_USAGE
 from liveness.crops import crop_name
+from liveness.errors import LivenessError
+from liveness.model import LE_FILE, MANIFEST, load_label_encoder, load_model
 
 GROUP_PATTERN = r"subj\d+"
 SEED = 7
@@ -48,8 +48,8 @@ def write_dataset(root: Path, subjects: int = 4, frames: int = 10, size: int = 3
     return root
 
 
-def outputs(folder: Path, stem: str = "liveness") -> dict:
-    return {"model": folder / f"{stem}.keras", "le": folder / "le.pickle", "plot": folder / "plot.png"}
+def outputs(folder: Path) -> dict:
+    return {"model": folder / "liveness"}
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -104,7 +104,7 @@ def test_livenessnet_classes_and_size():
 
 @pytest.mark.parametrize("arch, size", [("mobilenetv2", 32), ("mobilenetv3small", 64)])
 def test_build_mobilenets_without_weights(arch, size):
-    from liveness.models import build_model
+    from liveness.nets import build_model
 
     model = build_model(arch, input_size=size, classes=2, weights=None)
     assert tuple(model.input_shape) == (None, size, size, 3)
@@ -117,16 +117,16 @@ def test_build_mobilenets_without_weights(arch, size):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"arch": "resnet", "input_size": 32}, "--arch must be one of"),
-        ({"arch": "mobilenetv2", "input_size": 16}, "--input-size 32 or more"),
+        ({"arch": "resnet", "input_size": 32}, "architecture must be one of"),
+        ({"arch": "mobilenetv2", "input_size": 16}, "input size of 32 or more"),
         ({"arch": "livenessnet", "input_size": 32, "weights": "imagenet"}, "MobileNet backbones only"),
         ({"arch": "mobilenetv2", "input_size": 32, "weights": "/no/such/weights.h5"}, "expected none, imagenet"),
     ],
 )
 def test_build_model_refuses(kwargs, message):
-    from liveness.models import build_model
+    from liveness.nets import build_model
 
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(ValueError, match=message):
         build_model(**kwargs)
 
 
@@ -154,90 +154,104 @@ def tiny_dataset(tmp_path_factory) -> Path:
     return root
 
 
+def _train(dataset, out, **kwargs):
+    handler = _Records()
+    logger = logging.getLogger("liveness")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        result = train.run(dataset=[dataset], **outputs(out), seed=SEED, group_pattern=GROUP_PATTERN, **kwargs)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return result, handler.messages
+
+
 @pytest.fixture(scope="module")
 def twin_runs(tiny_dataset, tmp_path_factory):
-    """train.run twice with one seed: [(output folder, metrics, log lines), ...]."""
+    """The default scorer trained twice with one seed: [(model folder, manifest, log lines), ...]."""
     runs = []
     for name in ("a", "b"):
         out = tmp_path_factory.mktemp(f"run_{name}")
-        handler = _Records()
-        logging.getLogger("liveness").addHandler(handler)
-        try:
-            metrics = train.run(
-                dataset=[tiny_dataset], **outputs(out), epochs=2, batch_size=16, seed=SEED,
-                group_pattern=GROUP_PATTERN, patience=5,
-            )
-        finally:
-            logging.getLogger("liveness").removeHandler(handler)
-        runs.append((out, metrics, handler.messages))
+        manifest, log = _train(tiny_dataset, out)
+        runs.append((out / "liveness", manifest, log))
     return runs
 
 
-@pytest.mark.slow
 def test_training_twice_with_one_seed_agrees(twin_runs):
     (a, ma, _), (b, mb, _) = twin_runs
-    rows_a, rows_b = read_csv(a / "liveness_predictions.csv"), read_csv(b / "liveness_predictions.csv")
+    rows_a, rows_b = read_csv(a / "predictions.csv"), read_csv(b / "predictions.csv")
     assert rows_a and [r["path"] for r in rows_a] == [r["path"] for r in rows_b]
-    assert [r["score_live"] for r in rows_a] == [r["score_live"] for r in rows_b]
-    assert ma["test"]["threshold"] == mb["test"]["threshold"]
-    assert read_sidecar(a / "liveness.keras")["threshold"] == read_sidecar(b / "liveness.keras")["threshold"]
+    np.testing.assert_allclose([float(r["score_live"]) for r in rows_a], [float(r["score_live"]) for r in rows_b], atol=1e-9)
+    assert ma["threshold"] == pytest.approx(mb["threshold"], abs=1e-9)
 
 
-@pytest.mark.slow
-def test_tiny_run_artifacts_exist_and_reload(twin_runs):
-    out, metrics, _ = twin_runs[0]
-    for name in ("liveness.keras", "le.pickle", "plot.png", "liveness.json", "liveness_metrics.json",
-                 "liveness_predictions.csv", "liveness_roc.png", "liveness_confusion.png"):
-        assert (out / name).is_file(), name
-    assert not list(out.glob(".*")), "no temporary or checkpoint files are left behind"
-    le = load_label_encoder(out / "le.pickle")
-    assert list(le.classes_) == ["fake", "real"]
-    sidecar = json.loads((out / "liveness.json").read_text())
-    assert sidecar["labels"] == ["fake", "real"] and sidecar["live_label"] == "real"
-    assert sidecar["input_size"] == 32 and sidecar["group_pattern"] == GROUP_PATTERN
-    assert sidecar["split"].startswith("by group")
-    # the default scores with colour LBP alone; its model is saved beside the CNN
-    assert sidecar["lbp"] == {"file": "liveness_lbp.npz", "weight": 1.0}
-    assert (out / "liveness_lbp.npz").is_file()
-    load_keras_model(out / "liveness.keras")
-    # the reloaded artifacts give the scores written to the predictions file
-    rows = read_csv(out / "liveness_predictions.csv")
-    assert len(rows) == metrics["test"]["n_live"] + metrics["test"]["n_attack"]
-    classifier = LivenessClassifier(out / "liveness.keras", out / "le.pickle")
-    assert classifier.backend == "lbp only" and classifier.model is None  # Keras is not loaded to score
-    scores = classifier.scores([cv2.imread(r["path"]) for r in rows])
-    assert np.allclose(scores, [float(r["score_live"]) for r in rows], atol=2e-6)
-    for r, s in zip(rows, scores):
-        assert r["decision"] == ("real" if s >= sidecar["threshold"] else "fake")
+def test_the_default_trains_no_cnn_and_its_folder_reloads(twin_runs):
+    folder, manifest, log = twin_runs[0]
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(["confusion.png", "lbp.npz", LE_FILE, MANIFEST, "metrics.json", "predictions.csv", "roc.png"])
+    assert not list(folder.parent.glob(".*")), "no temporary or backup folders are left behind"
+    assert manifest["scorer"] == "lbp" and manifest["input_size"] is None and manifest["arch"] is None
+    assert not any("CNN" in line or "epoch" in line.lower() for line in log)  # nothing trained a CNN
+    assert load_label_encoder(folder / LE_FILE) == ["fake", "real"]
+    model = load_model(folder)
+    assert model.cnn is None and model.threshold == pytest.approx(manifest["threshold"])
+    # the reloaded model gives the scores its evaluation wrote (the held-out fit's scores differ: another fit)
+    rows = read_csv(folder / "predictions.csv")
+    scores = model.score([cv2.imread(r["path"]) for r in rows])
+    assert scores.shape == (len(rows),) and ((scores >= 0) & (scores <= 1)).all()
 
 
-@pytest.mark.slow
-def test_tiny_run_keeps_groups_apart_skips_corrupt_and_ignores_non_images(twin_runs, tiny_dataset):
-    out, metrics, log = twin_runs[0]
-    sidecar = json.loads((out / "liveness.json").read_text())
+def test_the_saved_model_is_fitted_on_all_groups(twin_runs):
+    folder, manifest, log = twin_runs[0]
     # 80 good + 2 corrupt image files were found; notes.txt, Thumbs.db and manifest.csv were not
-    assert sum(sidecar["counts"].values()) == 82
+    assert manifest["data"]["images"] == {"fake": 40, "real": 40}
+    assert manifest["data"]["groups"] == 4 and manifest["data"]["fitted_on"] == "all 80 images of 4 groups"
+    assert "out-of-fold" in manifest["threshold_source"]
     skipped = sum(int(m) for line in log for m in re.findall(r"skipped (\d+) unreadable", line))
     assert skipped == 2
-    rows = read_csv(out / "liveness_predictions.csv")
-    assert all(Path(r["path"]).stat().st_size > 100 for r in rows)
+    assert any("fitting the model to save on all 80 images" in line for line in log)
+
+
+def test_the_report_holds_out_whole_groups(twin_runs, tiny_dataset):
+    folder, manifest, _ = twin_runs[0]
+    rows = read_csv(folder / "predictions.csv")
     test_groups = {r["group"] for r in rows}
-    assert test_groups and test_groups <= {f"subj{k}" for k in range(4)}
-    # the test groups are held out whole: every crop of theirs is in the predictions
+    assert test_groups and test_groups <= {f"subj{k}" for k in range(4)} and len(test_groups) < 4
+    # the test groups are held out whole: every readable crop of theirs is in the predictions
     all_test = [p for p in tiny_dataset.rglob("*.png") if re.search(GROUP_PATTERN, p.name)[0] in test_groups]
-    readable = [p for p in all_test if p.stat().st_size > 100]
+    readable = [p for p in all_test if cv2.imread(str(p)) is not None]
     assert sorted(r["path"] for r in rows) == sorted(str(p) for p in readable)
-    assert metrics["split"] == sidecar["split"]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert "held-out test groups" in metrics["protocol"]
+    test = metrics["test"]
+    assert test["acer"] == pytest.approx((test["apcer"] + test["bpcer"]) / 2)
+    for png in ("roc.png", "confusion.png"):
+        assert is_png(folder / png)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("lbp_weight", [1.0, 0.0])  # the default (LBP, no CNN trained) and the CNN alone
-def test_loso_writes_a_table_per_group_and_no_model(tmp_path, lbp_weight):
+def test_cnn_scorer_trains_saves_and_reloads(tiny_dataset, tmp_path):
+    manifest, log = _train(tiny_dataset, tmp_path, scorer="cnn", epochs=2, batch_size=16, patience=5)
+    folder = tmp_path / "liveness"
+    assert manifest["scorer"] == "cnn" and manifest["input_size"] == 32 and manifest["arch"] == "livenessnet"
+    assert (folder / "cnn.keras").is_file() and not (folder / "lbp.npz").exists() and is_png(folder / "history.png")
+    model = load_model(folder)
+    assert model.lbp is None and tuple(model.cnn.output_shape) == (None, 2)
+    rows = read_csv(folder / "predictions.csv")
+    assert rows and all(0 <= float(r["score_live"]) <= 1 for r in rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scorer", ["lbp", "cnn"])
+def test_loso_writes_a_table_per_group_and_no_model(tmp_path, scorer):
     data = write_dataset(tmp_path / "dataset", subjects=3, frames=6, seed=1)
     out = tmp_path / "out"
-    paths = outputs(out)
-    payload = train.run(dataset=[data], **paths, epochs=1, batch_size=16, seed=1, group_pattern=GROUP_PATTERN, loso=True, lbp_weight=lbp_weight)
-    assert all((f["epochs"] > 0) == (lbp_weight < 1) for f in payload["folds"])
+    out.mkdir()
+    payload = train.run(dataset=[data], **outputs(out), scorer=scorer, epochs=1, batch_size=16, seed=1,
+                        group_pattern=GROUP_PATTERN, loso=True, folds=2)
+    assert len(payload["folds"]) == 3
     rows = read_csv(out / "liveness_loso.csv")
     assert [r["group"] for r in rows] == ["subj0", "subj1", "subj2"]
     for r in rows:
@@ -246,59 +260,45 @@ def test_loso_writes_a_table_per_group_and_no_model(tmp_path, lbp_weight):
     saved = json.loads((out / "liveness_loso.json").read_text())
     assert [f["group"] for f in saved["folds"]] == ["subj0", "subj1", "subj2"]
     for key in ("apcer", "bpcer", "acer", "auc", "eer"):
-        assert set(saved["summary"][key]) == {"mean", "std"}
-        vals = [f[key] for f in saved["folds"] if not math.isnan(f[key])]
+        assert set(saved["summary"][key]) == {"mean", "std", "worst"}
+        vals = [f[key] for f in saved["folds"] if f[key] is not None]
         if vals:
             assert saved["summary"][key]["mean"] == pytest.approx(sum(vals) / len(vals))
-    assert payload["summary"] == saved["summary"] or math.isnan(saved["summary"]["auc"]["mean"])
-    assert not list(out.rglob("*.keras")), "--loso saves no model"
-    assert not paths["le"].exists() and not paths["plot"].exists()
+    assert not (out / "liveness").exists(), "--loso saves no model"
+
+
+def test_symlinked_class_folders_train(tmp_path):
+    """Datasets assembled from links to folders elsewhere: Path.rglob would not follow them."""
+    elsewhere = write_dataset(tmp_path / "elsewhere", subjects=3, frames=6, seed=2)
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    for label in ("real", "fake"):
+        (linked / label).symlink_to(elsewhere / label, target_is_directory=True)
+    manifest, _ = _train(linked, tmp_path / "out")
+    assert manifest["data"]["images"] == {"fake": 18, "real": 18}
 
 
 @pytest.mark.shared_data
-@pytest.mark.slow
-def test_shared_crops_run_writes_complete_metrics(trained_model):
-    model_path, le_path = trained_model
-    out = model_path.parent
-    model = load_keras_model(model_path)
-    assert tuple(model.output_shape) == (None, 2)
-    le = load_label_encoder(le_path)
-    assert list(le.classes_) == ["fake", "real"]
-
-    sidecar = json.loads(model_path.with_suffix(".json").read_text())
-    assert sidecar["labels"] == ["fake", "real"] and sidecar["live_label"] == "real"
-    assert sidecar["input_size"] == 32
-    assert 0.0 <= sidecar["threshold"] <= 1.0
-    assert sidecar["split"].startswith("by group")
-    for key in ("apcer", "bpcer", "acer", "auc", "eer", "confusion"):
-        assert key in sidecar["test"]
-
-    metrics = json.loads((out / "liveness_metrics.json").read_text())
+def test_shared_crops_model_is_complete(trained_model):
+    manifest = json.loads((trained_model / MANIFEST).read_text())
+    assert manifest["scorer"] == "fusion" and manifest["labels"] == ["fake", "real"] and manifest["live_label"] == "real"
+    assert manifest["padding"] == pytest.approx(0.1) and manifest["lbp_weight"] == 0.5 and manifest["input_size"] == 32
+    assert manifest["data"]["groups"] >= 8 and 0.0 <= manifest["threshold"] <= 1.0
+    metrics = json.loads((trained_model / "metrics.json").read_text())
     test = metrics["test"]
     for key in ("apcer", "bpcer", "acer", "auc", "eer"):
         assert isinstance(test[key], float) and 0.0 <= test[key] <= 1.0, key
-    assert test["acer"] == pytest.approx((test["apcer"] + test["bpcer"]) / 2)
-    assert test["threshold"] == pytest.approx(sidecar["threshold"])
     (tn, fp), (fn, tp) = test["confusion"]
-    assert tn + fp == test["n_attack"] and fn + tp == test["n_live"]
-    assert test["n_attack"] > 0 and test["n_live"] > 0
-    assert "precision" in metrics["classification_report"] and "real" in metrics["classification_report"]
-    assert metrics["per_source"] and all({"source", "live", "frames", "mean_score", "correct"} <= set(r) for r in metrics["per_source"])
+    assert tn + fp == test["n_attack"] > 0 and fn + tp == test["n_live"] > 0
+    assert "precision" in metrics["classification_report"]
     assert sum(r["frames"] for r in metrics["per_source"]) == test["n_live"] + test["n_attack"]
-
-    rows = read_csv(out / "liveness_predictions.csv")
-    assert len(rows) == test["n_live"] + test["n_attack"] == sidecar["counts"]["test"]
-    assert {"path", "group", "label", "score_live"} <= set(rows[0])
+    rows = read_csv(trained_model / "predictions.csv")
+    assert len(rows) == test["n_live"] + test["n_attack"]
     for r in rows:
-        assert Path(r["path"]).is_file()
-        assert re.fullmatch(r"subject\d+", r["group"])
+        assert Path(r["path"]).is_file() and re.fullmatch(r"subject\d+", r["group"])
         assert r["label"] in ("real", "fake") and Path(r["path"]).parent.name == r["label"]
-        assert 0.0 <= float(r["score_live"]) <= 1.0
-    assert sum(r["label"] == "real" for r in rows) == test["n_live"]
-
-    for png in (out / "plot.png", out / "liveness_roc.png", out / "liveness_confusion.png"):
-        assert is_png(png), png
-    assert not list(out.glob(".*checkpoint*")), "the checkpoint is removed after a good run"
+    for png in ("history.png", "roc.png", "confusion.png"):
+        assert is_png(trained_model / png), png
 
 
 # --- bad inputs ----------------------------------------------------------------------------
@@ -360,16 +360,17 @@ def _one_class_corrupt(tmp):
 
 def _model_under_a_file(tmp):
     (tmp / "afile").write_text("I am a file")
-    return {"dataset": [_plain(tmp / "data", real=6, fake=6)], "model": tmp / "afile" / "liveness.keras"}
+    return {"dataset": [_plain(tmp / "data", real=6, fake=6)], "model": tmp / "afile" / "liveness"}
 
 
-def _model_is_a_folder(tmp):
-    (tmp / "out" / "liveness.keras").mkdir(parents=True)
-    return {"dataset": [_plain(tmp / "data", real=6, fake=6)], "model": tmp / "out" / "liveness.keras"}
+def _model_is_a_file(tmp):
+    (tmp / "out").mkdir()
+    (tmp / "out" / "liveness").write_text("x")
+    return {"dataset": [_plain(tmp / "data", real=6, fake=6)], "model": tmp / "out" / "liveness"}
 
 
 def _model_suffix(tmp):
-    return {"dataset": [_plain(tmp / "data", real=6, fake=6)], "model": tmp / "out" / "liveness.model"}
+    return {"dataset": [_plain(tmp / "data", real=6, fake=6)], "model": tmp / "out" / "liveness.keras"}
 
 
 def _bad_regex(tmp):
@@ -384,8 +385,8 @@ def _loso_without_groups(tmp):
     return {"dataset": [_plain(tmp / "data", real=6, fake=6)], "loso": True}
 
 
-def _zero_epochs(tmp):
-    return {"dataset": [_plain(tmp / "data", real=6, fake=6)], "epochs": 0}
+def _weights_for_livenessnet(tmp):
+    return {"dataset": [_plain(tmp / "data", real=6, fake=6)], "scorer": "cnn", "weights": "imagenet"}
 
 
 BAD_RUNS = {
@@ -395,14 +396,14 @@ BAD_RUNS = {
     "class-too-small": (_too_few, r"too few images to split in class fake \(2\)"),
     "class-too-few-sources": (_too_few_sources, r"too few images or sources to split.*no real images"),
     "all-images-corrupt": (_all_corrupt, "no readable images"),
-    "one-class-all-corrupt": (_one_class_corrupt, "no readable fake images"),
-    "model-under-a-file": (_model_under_a_file, "is a file, not a folder"),
-    "model-is-a-folder": (_model_is_a_folder, "is a folder, not a file"),
-    "model-suffix": (_model_suffix, r"Keras 3 saves models only as \.keras.*liveness\.keras"),
-    "bad-group-pattern": (_bad_regex, r"--group-pattern .* is not a valid regular expression"),
+    "one-class-all-corrupt": (_one_class_corrupt, "one class only"),
+    "model-under-a-file": (_model_under_a_file, "not a writable folder"),
+    "model-is-a-file": (_model_is_a_file, "is a file, not a model folder"),
+    "model-suffix": (_model_suffix, r"a model is now a folder.*liveness"),
+    "bad-group-pattern": (_bad_regex, r"group pattern .* is not a valid regular expression"),
     "missing-dataset": (_missing_dataset, "does not exist"),
-    "loso-without-groups": (_loso_without_groups, "--loso needs groups"),
-    "zero-epochs": (_zero_epochs, "--epochs must be 1 or more"),
+    "loso-without-groups": (_loso_without_groups, "no group holds both classes"),
+    "weights-for-livenessnet": (_weights_for_livenessnet, "MobileNet backbones only"),
 }
 
 
@@ -410,17 +411,17 @@ BAD_RUNS = {
 def test_run_refuses_bad_input(case, tmp_path):
     make, message = BAD_RUNS[case]
     kwargs = {**outputs(tmp_path / "out"), "epochs": 1, **make(tmp_path)}
-    with pytest.raises(UserError, match=message) as err:
+    with pytest.raises(LivenessError, match=message) as err:
         train.run(**kwargs)
     assert "\n" not in str(err.value)  # one line
     model = Path(kwargs["model"])
-    assert not (model.is_file() or model.with_suffix(".json").exists())  # nothing written
+    assert not (model / MANIFEST).exists()  # nothing written
 
 
 def _cli(case: str, tmp: Path) -> list[str]:
     kwargs = {**outputs(tmp / "out"), **BAD_RUNS[case][0](tmp)}
     args = [a for d in kwargs.pop("dataset") for a in ("--dataset", str(d))]
-    args += ["--model", str(kwargs.pop("model")), "--le", str(kwargs.pop("le")), "--plot", str(kwargs.pop("plot"))]
+    args += ["--model", str(kwargs.pop("model"))]
     if "group_pattern" in kwargs:
         args += ["--group-pattern", kwargs.pop("group_pattern")]
     assert not kwargs
@@ -439,4 +440,13 @@ def test_script_exits_2_with_one_error_line(case, tmp_path):
     assert lines and lines[-1].startswith("[ERROR]"), proc.stderr
     assert re.search(BAD_RUNS[case][1], lines[-1]), lines[-1]
     assert "Traceback" not in proc.stderr + proc.stdout
-    assert not (tmp_path / "out" / "liveness.keras").exists()
+    assert not (tmp_path / "out" / "liveness" / MANIFEST).exists()
+
+
+@pytest.mark.parametrize("flag, value", [("--padding", "nan"), ("--padding", "inf"), ("--padding", "1e308"),
+                                         ("--input-size", "0"), ("--epochs", "0"), ("--lr", "-1"), ("--test-frac", "1")])
+def test_numeric_flags_are_range_checked(flag, value, capsys):
+    with pytest.raises(SystemExit) as e:
+        train.parse_opt(["--dataset", "d", flag, value])
+    assert e.value.code == 2
+    assert flag in capsys.readouterr().err

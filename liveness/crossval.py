@@ -1,0 +1,185 @@
+"""Folds over groups, leave-one-group-out evaluation, and the tables they make.
+
+A group is what must never sit on both sides of a split: a recording set-up
+(`--group-pattern 'subject\\d+'`), else a source video. Frames of one video are
+near-duplicates, so a split by frame measures memory, not liveness.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+from liveness.dataset import Sample, group_split
+from liveness.errors import DataError
+from liveness.metrics import per_source, summarize
+from liveness.report import fmt
+
+LOGGER = logging.getLogger("liveness")
+
+METRICS = ("acer", "apcer", "bpcer", "auc", "eer")
+
+
+def _both_classes(samples: Sequence[Sample], positions) -> bool:
+    return len({samples[i].label for i in positions}) >= 2
+
+
+def group_kfold(samples: Sequence[Sample], k: int, seed: int) -> list[np.ndarray] | None:
+    """k disjoint sets of positions, whole groups each, balanced per class; None if impossible."""
+    by_group: dict[str, list[int]] = defaultdict(list)
+    for i, s in enumerate(samples):
+        by_group[s.group].append(i)
+    if len(by_group) < k:
+        return None
+    rng = np.random.default_rng(seed)
+    names = sorted(by_group)
+    names = [names[i] for i in rng.permutation(len(names))]
+    names.sort(key=lambda g: -len(by_group[g]))  # largest first, ties in random order
+    load = [Counter() for _ in range(k)]
+    members: list[list[int]] = [[] for _ in range(k)]
+    for g in names:
+        counts = Counter(samples[i].label for i in by_group[g])
+        # The fold this group unbalances least: fewest images of the group's own classes.
+        f = min(range(k), key=lambda j: (sum(load[j][c] for c in counts), sum(load[j].values())))
+        load[f].update(counts)
+        members[f] += by_group[g]
+    folds = [np.array(sorted(m)) for m in members]
+    everything = set(range(len(samples)))
+    if any(len(f) == 0 or not _both_classes(samples, everything - set(f.tolist())) for f in folds):
+        return None
+    return folds
+
+
+def time_blocks(samples: Sequence[Sample], k: int, val_frac: float) -> list[np.ndarray]:
+    """Held-out positions per fold: the k-th time block of every source (k=1: its last val_frac)."""
+    by_source: dict[str, list[int]] = defaultdict(list)
+    for i, s in enumerate(samples):
+        by_source[s.source].append(i)
+    folds: list[list[int]] = [[] for _ in range(k)]
+    for items in by_source.values():
+        items = sorted(items, key=lambda i: samples[i].frame)
+        n = len(items)
+        if k == 1:
+            folds[0] += items[n - max(1, int(round(n * val_frac))):] if n > 1 else []
+        else:
+            for j in range(k):
+                folds[j] += items[j * n // k:(j + 1) * n // k]
+    return [np.array(sorted(f)) for f in folds]
+
+
+def make_folds(samples: Sequence[Sample], k: int, *, val_frac: float, seed: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+    """(fit positions, held-out positions) per fold, and one line saying how they were made.
+
+    k > 1: group k-fold. k == 1: one validation split of the groups (val_frac of them).
+    When the groups cannot give every fold both classes (one video per class, say),
+    time blocks within each source instead, with a warning: optimistic, but honest
+    about being so.
+    """
+    n = len(samples)
+    if len({s.label for s in samples}) < 2:
+        raise DataError("the training images hold one class only")
+    held_sets: list[np.ndarray] | None
+    if k > 1:
+        held_sets = group_kfold(samples, k, seed)
+        how = f"{k} folds by group"
+    else:
+        assign = group_split(list(samples), 0.0, val_frac, seed)
+        held = np.array([i for i, s in enumerate(samples) if assign[s.group] == "val"]) if assign else np.zeros(0, int)
+        held_sets = [held] if len(held) else None
+        n_val = len({samples[i].group for i in held})
+        how = f"{n_val} of {len({s.group for s in samples})} groups held out"
+    if held_sets is not None:
+        folds = [(np.setdiff1d(np.arange(n), h), h) for h in held_sets]
+        if all(_both_classes(samples, f) and _both_classes(samples, h) for f, h in folds):
+            return folds, how
+    LOGGER.warning(
+        "too few groups (videos or subjects) per class to hold whole groups out: the threshold comes from "
+        "time blocks within each video instead. Frames of one video look alike, so it is optimistic: "
+        "record more videos, or people."
+    )
+    held_sets = time_blocks(samples, max(k, 2) if k > 1 else 1, val_frac)
+    folds = [(np.setdiff1d(np.arange(n), h), h) for h in held_sets if len(h)]
+    folds = [(f, h) for f, h in folds if _both_classes(samples, f)]
+    if not folds:
+        raise DataError("too few images to hold any out: add images, or videos, of each class")
+    return folds, f"{len(folds)} time block(s) within each source"
+
+
+def loso_groups(samples: Sequence[Sample]) -> list[str]:
+    """The groups holding both classes: each can be a held-out test set."""
+    labels: dict[str, set] = defaultdict(set)
+    for s in samples:
+        labels[s.group].add(s.label)
+    every = {s.label for s in samples}
+    return sorted(g for g, have in labels.items() if have == every)
+
+
+def fold_row(group: str, is_live: np.ndarray, scores: np.ndarray, threshold: float, sources: list[str]) -> dict:
+    """One held-out group's figures at a threshold fixed before it was seen."""
+    m = summarize(is_live, scores, threshold)
+    videos = per_source(sources, is_live, scores, threshold)
+    return {
+        "group": group, "n_live": m["n_live"], "n_attack": m["n_attack"], "threshold": threshold,
+        **{k: m[k] for k in METRICS},
+        "videos": len(videos), "videos_right": sum(v["correct"] for v in videos),
+    }
+
+
+def summary(rows: list[dict]) -> dict:
+    """Mean, spread and worst of each metric over the held-out groups (NaN folds left out)."""
+    out = {}
+    for key in METRICS:
+        vals = [r[key] for r in rows if r[key] is not None and not math.isnan(r[key])]
+        out[key] = {
+            "mean": statistics.fmean(vals) if vals else math.nan,
+            "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0,
+            "worst": (min(vals) if key == "auc" else max(vals)) if vals else math.nan,
+        }
+    out["videos_right"] = f"{sum(r['videos_right'] for r in rows)}/{sum(r['videos'] for r in rows)}"
+    out["folds"] = len(rows)
+    return out
+
+
+def format_table(rows: list[dict], s: dict) -> str:
+    lines = [f"{'held-out group':<16} {'live':>5} {'attack':>6} {'APCER':>7} {'BPCER':>7} {'ACER':>7} {'AUC':>6} {'EER':>7}"]
+    for r in rows:
+        lines.append(
+            f"{r['group']:<16} {r['n_live']:>5} {r['n_attack']:>6} {fmt(r['apcer']):>7} {fmt(r['bpcer']):>7} "
+            f"{fmt(r['acer']):>7} {fmt(r['auc'], False):>6} {fmt(r['eer']):>7}"
+        )
+    for stat in ("mean", "std", "worst"):
+        lines.append(
+            f"{stat:<16} {'':>5} {'':>6} {fmt(s['apcer'][stat]):>7} {fmt(s['bpcer'][stat]):>7} {fmt(s['acer'][stat]):>7} "
+            f"{fmt(s['auc'][stat], False):>6} {fmt(s['eer'][stat]):>7}"
+        )
+    return "\n".join(lines)
+
+
+def leave_one_group_out(cfg, data, *, groups: list[str] | None = None, verbose: int | None = 0) -> tuple[list[dict], object]:
+    """Per held-out group: the whole training procedure on the other groups, then its test.
+
+    The threshold comes from the training groups' out-of-fold scores, exactly as for
+    the model train.py saves, so this estimates what the saved model does on a new group.
+    Returns the per-group rows and the last fold's Procedure (its fitted scorer, for timing).
+    """
+    from liveness.training import fit_with_threshold
+
+    groups = groups if groups is not None else loso_groups(data.samples)
+    if not groups:
+        raise DataError("no group holds both classes: set a group pattern that names subjects or set-ups")
+    rows, proc = [], None
+    for i, group in enumerate(groups, 1):
+        test = np.flatnonzero(data.groups == group)
+        train = np.flatnonzero(data.groups != group)
+        LOGGER.info("fold %d/%d: testing on %s (%d images), training on %d images", i, len(groups), group, len(test), len(train))
+        proc = fit_with_threshold(cfg, data, train, verbose=verbose)
+        scores = proc.fitted.score(data, test)
+        row = fold_row(group, data.is_live[test], scores, proc.threshold, [data.samples[j].source for j in test])
+        rows.append(row)
+        LOGGER.info("  %s: APCER %s BPCER %s ACER %s AUC %s", group, fmt(row["apcer"]), fmt(row["bpcer"]), fmt(row["acer"]), fmt(row["auc"], False))
+    return rows, proc
