@@ -29,7 +29,7 @@ from liveness import LIVE_LABEL, OUTPUT
 from liveness.cli import UserError, cli_main, ensure_writable_dir, positive_int, setup_logging
 from liveness.crossval import METRICS, leave_one_group_out, loso_groups, summary
 from liveness.fileio import atomic_path, atomic_write_text, write_json
-from liveness.lbp import CLASSIC_SETTINGS, DEFAULT_SETTINGS
+from liveness.lbp import CLASSIC_SETTINGS, DEFAULT_SETTINGS, PREVIOUS_SETTINGS
 from liveness.training import TrainConfig, load_faceset
 
 LOGGER = logging.getLogger("liveness")
@@ -50,6 +50,7 @@ CANDIDATES = {
                   TrainConfig(scorer="cnn", lr=1e-4, batch_size=8, epochs=50, patience=50, fixed_threshold=0.5)),
         Candidate("livenessnet", "LivenessNet 32x32, Adam 1e-3, early stopping", TrainConfig(scorer="cnn")),
         Candidate("lbp", f"default: {DEFAULT_SETTINGS.describe()}", TrainConfig()),
+        Candidate("lbp-previous", f"the previous default: {PREVIOUS_SETTINGS.describe()}", TrainConfig(lbp=PREVIOUS_SETTINGS)),
         Candidate("lbp-classic", f"as Boulkenafet 2015: {CLASSIC_SETTINGS.describe()}", TrainConfig(lbp=CLASSIC_SETTINGS)),
         Candidate("fusion", "mean of LivenessNet and colour-LBP scores", TrainConfig(scorer="fusion")),
         Candidate("mobilenetv2", "MobileNetV2 a=0.35, 64x64, no pretrained weights",
@@ -79,6 +80,7 @@ def table_row(c: Candidate, folds: list[dict], ms: float) -> dict:
     for k in METRICS:
         row[f"{k}_mean"], row[f"{k}_std"] = s[k]["mean"], s[k]["std"]
     row["acer_max"] = s["acer"]["worst"]
+    row["cal_acer_max"] = s["cal_acer"]["worst"]
     row["videos_right"] = s["videos_right"]
     row["ms_per_face"] = ms
     return row
@@ -87,14 +89,15 @@ def table_row(c: Candidate, folds: list[dict], ms: float) -> dict:
 def markdown_table(rows: list[dict]) -> str:
     pct = lambda m, s: f"{100 * m:.1f} ± {100 * s:.1f}"  # noqa: E731
     lines = [
-        "| config | ACER % | APCER % | BPCER % | AUC | EER % | worst ACER % | videos right | ms / face |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| config | ACER % | APCER % | BPCER % | AUC | EER % | worst ACER % | calibrated ACER % (worst) | videos right | ms / face |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['config']} | {pct(r['acer_mean'], r['acer_std'])} | {pct(r['apcer_mean'], r['apcer_std'])} | "
             f"{pct(r['bpcer_mean'], r['bpcer_std'])} | {r['auc_mean']:.3f} ± {r['auc_std']:.3f} | "
-            f"{pct(r['eer_mean'], r['eer_std'])} | {100 * r['acer_max']:.1f} | {r['videos_right']} | {r['ms_per_face']:.2f} |"
+            f"{pct(r['eer_mean'], r['eer_std'])} | {100 * r['acer_max']:.1f} | "
+            f"{100 * r['cal_acer_mean']:.1f} ({100 * r['cal_acer_max']:.1f}) | {r['videos_right']} | {r['ms_per_face']:.2f} |"
         )
     return "\n".join(lines)
 

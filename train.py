@@ -163,6 +163,7 @@ def run(
         "live_label": live_label,
         "threshold": final.threshold,
         "threshold_source": final.threshold_source,
+        "live_offset": final.live_offset,  # for one-camera calibration (calibrate.py)
         "padding": padding,  # the demo crops faces as the training crops were cut
         "lbp_weight": cfg.weight,
         "input_size": cfg.input_size if cfg.uses_cnn else None,

@@ -22,7 +22,9 @@ from liveness.report import fmt
 
 LOGGER = logging.getLogger("liveness")
 
-METRICS = ("acer", "apcer", "bpcer", "auc", "eer")
+ERROR_METRICS = ("acer", "apcer", "bpcer", "auc", "eer")
+METRICS = (*ERROR_METRICS, "cal_acer")  # cal_acer: after the one-camera calibration (calibrated_row)
+CALIBRATION_SHARE = 0.25  # the held-out group's first live images (in frame order) that calibrate it
 
 
 def _both_classes(samples: Sequence[Sample], positions) -> bool:
@@ -95,7 +97,10 @@ def make_folds(samples: Sequence[Sample], k: int, *, val_frac: float, seed: int)
         how = f"{n_val} of {len({s.group for s in samples})} groups held out"
     if held_sets is not None:
         folds = [(np.setdiff1d(np.arange(n), h), h) for h in held_sets]
-        if all(_both_classes(samples, f) and _both_classes(samples, h) for f, h in folds):
+        # Every fit needs both classes; a held-out part may hold one (a set-up with live
+        # faces only), as long as the out-of-fold scores together hold both.
+        held_all = np.concatenate([h for _, h in folds])
+        if all(_both_classes(samples, f) and len(h) for f, h in folds) and _both_classes(samples, held_all):
             return folds, how
     LOGGER.warning(
         "too few groups (videos or subjects) per class to hold whole groups out: the threshold comes from "
@@ -125,16 +130,33 @@ def fold_row(group: str, is_live: np.ndarray, scores: np.ndarray, threshold: flo
     videos = per_source(sources, is_live, scores, threshold)
     return {
         "group": group, "n_live": m["n_live"], "n_attack": m["n_attack"], "threshold": threshold,
-        **{k: m[k] for k in METRICS},
+        **{k: m[k] for k in ERROR_METRICS},
         "videos": len(videos), "videos_right": sum(v["correct"] for v in videos),
     }
+
+
+def calibrated_row(is_live: np.ndarray, scores: np.ndarray, order: np.ndarray, offset: float | None) -> dict:
+    """The one-camera calibration, as a user would run it: the threshold from the first
+    CALIBRATION_SHARE of the held-out group's live images (in frame order) alone, then
+    APCER / BPCER / ACER on the rest of its live images and all its attacks."""
+    from liveness.calibration import calibrated_threshold
+
+    live = np.flatnonzero(is_live)
+    live = live[np.argsort(order[live], kind="stable")]
+    n_cal = max(1, int(round(len(live) * CALIBRATION_SHARE)))
+    if offset is None or len(live) < 2:
+        return {"cal_threshold": None, "cal_acer": math.nan, "cal_apcer": math.nan, "cal_bpcer": math.nan}
+    threshold = calibrated_threshold(scores[live[:n_cal]], offset)
+    rest = np.setdiff1d(np.arange(len(scores)), live[:n_cal])
+    m = summarize(is_live[rest], scores[rest], threshold)
+    return {"cal_threshold": threshold, "cal_acer": m["acer"], "cal_apcer": m["apcer"], "cal_bpcer": m["bpcer"]}
 
 
 def summary(rows: list[dict]) -> dict:
     """Mean, spread and worst of each metric over the held-out groups (NaN folds left out)."""
     out = {}
     for key in METRICS:
-        vals = [r[key] for r in rows if r[key] is not None and not math.isnan(r[key])]
+        vals = [r[key] for r in rows if r.get(key) is not None and not math.isnan(r[key])]
         out[key] = {
             "mean": statistics.fmean(vals) if vals else math.nan,
             "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0,
@@ -146,16 +168,16 @@ def summary(rows: list[dict]) -> dict:
 
 
 def format_table(rows: list[dict], s: dict) -> str:
-    lines = [f"{'held-out group':<16} {'live':>5} {'attack':>6} {'APCER':>7} {'BPCER':>7} {'ACER':>7} {'AUC':>6} {'EER':>7}"]
+    lines = [f"{'held-out group':<16} {'live':>5} {'attack':>6} {'APCER':>7} {'BPCER':>7} {'ACER':>7} {'AUC':>6} {'EER':>7} {'cal.ACER':>8}"]
     for r in rows:
         lines.append(
             f"{r['group']:<16} {r['n_live']:>5} {r['n_attack']:>6} {fmt(r['apcer']):>7} {fmt(r['bpcer']):>7} "
-            f"{fmt(r['acer']):>7} {fmt(r['auc'], False):>6} {fmt(r['eer']):>7}"
+            f"{fmt(r['acer']):>7} {fmt(r['auc'], False):>6} {fmt(r['eer']):>7} {fmt(r.get('cal_acer')):>8}"
         )
     for stat in ("mean", "std", "worst"):
         lines.append(
             f"{stat:<16} {'':>5} {'':>6} {fmt(s['apcer'][stat]):>7} {fmt(s['bpcer'][stat]):>7} {fmt(s['acer'][stat]):>7} "
-            f"{fmt(s['auc'][stat], False):>6} {fmt(s['eer'][stat]):>7}"
+            f"{fmt(s['auc'][stat], False):>6} {fmt(s['eer'][stat]):>7} {fmt(s['cal_acer'][stat]):>8}"
         )
     return "\n".join(lines)
 
@@ -180,6 +202,12 @@ def leave_one_group_out(cfg, data, *, groups: list[str] | None = None, verbose: 
         proc = fit_with_threshold(cfg, data, train, verbose=verbose)
         scores = proc.fitted.score(data, test)
         row = fold_row(group, data.is_live[test], scores, proc.threshold, [data.samples[j].source for j in test])
+        order = np.array([(data.samples[j].source, data.samples[j].frame) for j in test], dtype=object)
+        rank = np.array(sorted(range(len(test)), key=lambda k: (str(order[k][0]), order[k][1])))
+        position = np.empty(len(test), int)
+        position[rank] = np.arange(len(test))
+        row.update(calibrated_row(data.is_live[test], scores, position, proc.live_offset))
         rows.append(row)
-        LOGGER.info("  %s: APCER %s BPCER %s ACER %s AUC %s", group, fmt(row["apcer"]), fmt(row["bpcer"]), fmt(row["acer"]), fmt(row["auc"], False))
+        LOGGER.info("  %s: APCER %s BPCER %s ACER %s AUC %s; calibrated ACER %s", group, fmt(row["apcer"]),
+                    fmt(row["bpcer"]), fmt(row["acer"]), fmt(row["auc"], False), fmt(row["cal_acer"]))
     return rows, proc

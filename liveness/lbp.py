@@ -37,29 +37,49 @@ class LBPSettings:
     both out cost no accuracy and saves time (README, "Model comparison", has the
     figures). CLASSIC_SETTINGS is the paper's 8-point LBP of all six channels at 64x64,
     without moments.
+
+    For set-ups the model never saw (issue 11): every crop is brought to 80x80 with an
+    area filter (`area`), a resolution most crops reach, so that a small, blurry attack
+    crop and a large, sharp live crop no longer differ by size alone (the shared data's
+    strongest shortcut; radius 2 at 80 px sees what radius 4 saw at 160); `augment`
+    adds that many randomly re-coloured, re-exposed, blurred, shrunk and re-encoded
+    copies of each training crop; `balance="group"` gives every (set-up, class) cell of
+    the training data the same total weight, so that one large set-up does not set the
+    boundary. Measured leave-one-set-up-out: README, "Model comparison".
     """
 
-    size: int = 160
+    size: int = 80
     points: int = 4
-    radii: tuple[int, ...] = (1, 4)
+    radii: tuple[int, ...] = (1, 2)
     channels: tuple[str, ...] = ("H", "S", "Y", "Cr", "Cb")
     moments: bool = True
     C: float = 0.01
+    area: bool = True  # resize with an area filter (INTER_AREA) instead of bilinear
+    augment: int = 1  # augmented copies of each training crop (training only)
+    balance: str = "group"  # "group": each (group, class) weighs the same; "class": classes only
 
     def describe(self) -> str:
         """One line for logs and reports, e.g. '4-point uniform LBP, radii 1/4, H S Y Cr Cb, 160x160 ...'."""
         return (
             f"{self.points}-point uniform LBP, radii {'/'.join(map(str, self.radii))}, {' '.join(self.channels)}, "
-            f"{self.size}x{self.size}{' + colour moments' if self.moments else ''}, logistic regression C={self.C:g}"
+            f"{self.size}x{self.size}{' (area filter)' if self.area else ''}"
+            f"{' + colour moments' if self.moments else ''}, logistic regression C={self.C:g}"
+            f"{f', {self.augment} augmented copies' if self.augment else ''}"
+            f"{', group-balanced' if self.balance == 'group' else ''}"
         )
 
 
 DEFAULT_SETTINGS = LBPSettings()
-CLASSIC_SETTINGS = LBPSettings(size=LBP_SIZE, points=8, radii=(1, 2), channels=CHANNELS, moments=False, C=0.003)
+CLASSIC_SETTINGS = LBPSettings(
+    size=LBP_SIZE, points=8, radii=(1, 2), channels=CHANNELS, moments=False, C=0.003, area=False, augment=0, balance="class"
+)
+# The default before the leave-one-set-up-out work on all shared set-ups (compare.py's "lbp-previous").
+PREVIOUS_SETTINGS = LBPSettings(size=160, radii=(1, 4), area=False, augment=0, balance="class")
+BALANCES = ("group", "class")
 
 # Written into every saved model; load() refuses files without it.
-_FORMAT = "liveness.lbp.LBPClassifier/2"  # /2 added "channels" and "moments"; /1 files still load
-_OLD_FORMATS = ("liveness.lbp.LBPClassifier/1",)
+_FORMAT = "liveness.lbp.LBPClassifier/3"  # /3 added "area", "augment", "balance"; /2 added "channels", "moments"
+_OLD_FORMATS = ("liveness.lbp.LBPClassifier/1", "liveness.lbp.LBPClassifier/2")
 _ARRAY_KEYS = ("scaler_mean", "scaler_scale", "coef", "intercept", "classes")
 
 
@@ -386,12 +406,17 @@ def _uniform_lbp_histograms(chans: np.ndarray, points: int, radii: tuple[int, ..
     return hist / np.array([(size - 2 * r) ** 2 for r in radii], dtype=np.float64)[:, None]
 
 
-def _resized(face_bgr: np.ndarray, size: int) -> np.ndarray:
-    """The face as a C-contiguous size x size x 3 uint8 BGR image (validated)."""
+def _resized(face_bgr: np.ndarray, size: int, area: bool = False) -> np.ndarray:
+    """The face as a C-contiguous size x size x 3 uint8 BGR image (validated), resized
+    bilinearly or, with `area`, with an area filter."""
     bgr = _as_bgr(face_bgr)
     h, w = bgr.shape[:2]
     if h == 0 or w == 0:
         raise ValueError(f"face is empty, shape {face_bgr.shape}")
+    if area and (h, w) != (size, size):
+        # At a small size (80 px) an area filter gives every crop, large or small, the
+        # same detail: leave-one-set-up-out that generalised better than bilinear.
+        return np.ascontiguousarray(cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA))
     if (h, w) != (size, size):
         # Bilinear both ways, also when shrinking: an area filter (INTER_AREA) averages away
         # the fine texture a screen leaves (its pixel grid, moire), the very signal here;
@@ -502,8 +527,10 @@ def lbp_features_batch(
     radii: tuple[int, ...] = (1, 2),
     channels: tuple[str, ...] = CHANNELS,
     moments: bool = False,
+    area: bool = False,
 ) -> np.ndarray:
     """(N, D) float32 matrix of lbp_features for each face; (0, D) for no faces.
+    With `area`, faces are resized with an area filter instead of bilinearly.
     With `moments`, each row ends with the N_MOMENTS colour moments of the same
     resized crop's HSV and YCrCb channels (all six, whatever `channels` says).
 
@@ -518,12 +545,44 @@ def lbp_features_batch(
         return np.zeros((0, feature_length(points, radii, moments, channels)), dtype=np.float32)
     size, points, radii = _check_settings(size, points, radii)
     channels = _check_channels(channels)
-    crops = [_resized(face, size) for face in faces]  # validates every face before any work
+    crops = [_resized(face, size, bool(area)) for face in faces]  # validates every face before any work
     rows = [
         _features(crops[i : i + _BATCH_FACES], size, points, radii, channels, moments)
         for i in range(0, len(crops), _BATCH_FACES)
     ]
     return np.concatenate(rows, axis=0)
+
+
+def augment_face(face_bgr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A randomly changed copy of a BGR crop, as another camera might have taken it:
+    gamma 0.7-1.4, per-channel gains 0.85-1.15 (white point) times 0.7-1.3 (exposure);
+    half the time shrunk to 48-160 px, 30% Gaussian blur (sigma 0.3-1.2), half the
+    time re-encoded as JPEG (quality 50-95)."""
+    img = _as_bgr(face_bgr).astype(np.float32) / 255.0
+    img = img ** rng.uniform(0.7, 1.4)
+    img = img * rng.uniform(0.85, 1.15, 3) * rng.uniform(0.7, 1.3)
+    img = np.clip(img * 255, 0, 255).astype(np.uint8)
+    if rng.random() < 0.5:
+        side = int(rng.uniform(48, 160))
+        img = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
+    if rng.random() < 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.2))
+    if rng.random() < 0.5:
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.uniform(50, 95))])
+        if ok:
+            img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return img
+
+
+def balanced_weights(labels: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+    """Sample weights, mean 1: every (group, class) cell of the data weighs the same in
+    total (without groups: every class), so neither a large set-up nor the majority
+    class sets the boundary."""
+    y = np.asarray(labels)
+    cells = y if groups is None else np.char.add(np.asarray(groups, dtype=str), np.where(y == 1, "|1", "|0"))
+    _, inverse, counts = np.unique(cells, return_inverse=True, return_counts=True)
+    w = 1.0 / counts[inverse]
+    return w * (len(w) / w.sum())
 
 
 class LBPClassifier:
@@ -546,6 +605,9 @@ class LBPClassifier:
         channels: tuple[str, ...] = DEFAULT_SETTINGS.channels,
         moments: bool = DEFAULT_SETTINGS.moments,
         C: float = DEFAULT_SETTINGS.C,
+        area: bool = DEFAULT_SETTINGS.area,
+        augment: int = DEFAULT_SETTINGS.augment,
+        balance: str = DEFAULT_SETTINGS.balance,
         seed: int = 0,
     ) -> None:
         self.size, self.points, self.radii = _check_settings(size, points, radii)
@@ -562,6 +624,13 @@ class LBPClassifier:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise ValueError(f"seed must be an int, got {seed!r}")
         self.seed = int(seed)
+        if not isinstance(area, (bool, np.bool_)):
+            raise ValueError(f"area must be True or False, got {area!r}")
+        if isinstance(augment, bool) or not isinstance(augment, (int, np.integer)) or not 0 <= augment <= 10:
+            raise ValueError(f"augment must be an int in 0..10, got {augment!r}")
+        if balance not in BALANCES:
+            raise ValueError(f"balance must be one of {', '.join(BALANCES)}, got {balance!r}")
+        self.area, self.augment, self.balance = bool(area), int(augment), balance
 
     @classmethod
     def from_settings(cls, settings: LBPSettings = DEFAULT_SETTINGS, *, seed: int = 0) -> LBPClassifier:
@@ -574,15 +643,29 @@ class LBPClassifier:
     def features(self, faces: Sequence[np.ndarray]) -> np.ndarray:
         """(N, D) float64 feature matrix of BGR crops (any size)."""
         return lbp_features_batch(
-            faces, size=self.size, points=self.points, radii=self.radii, channels=self.channels, moments=self.moments
+            faces, size=self.size, points=self.points, radii=self.radii, channels=self.channels, moments=self.moments,
+            area=self.area,
         ).astype(np.float64)
 
-    def fit(self, faces: Sequence[np.ndarray], labels: np.ndarray) -> LBPClassifier:
-        """Fit on face crops; labels: 1 = live, 0 = attack."""
-        return self.fit_features(self.features(faces), labels)
+    def augmented_features(self, faces: Sequence[np.ndarray]) -> np.ndarray:
+        """(augment * N, D) features of `augment` random copies of each face (copy k of
+        face i in row k * N + i), from the model's seed: the same faces give the same rows."""
+        rng = np.random.default_rng(self.seed)
+        faces = list(faces)
+        copies = [augment_face(f, rng) for _ in range(self.augment) for f in faces]
+        return self.features(copies) if copies else np.zeros((0, self.n_features))
 
-    def fit_features(self, x: np.ndarray, labels: np.ndarray) -> LBPClassifier:
-        """Fit on precomputed `features()` rows (cross-validation computes them once)."""
+    def fit(self, faces: Sequence[np.ndarray], labels: np.ndarray, groups: np.ndarray | None = None) -> LBPClassifier:
+        """Fit on face crops; labels: 1 = live, 0 = attack; groups: the recording set-up
+        of each crop (for balance="group"; without them classes are balanced)."""
+        return self.fit_features(self.features(faces), labels, groups, self.augmented_features(faces))
+
+    def fit_features(
+        self, x: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None, x_aug: np.ndarray | None = None
+    ) -> LBPClassifier:
+        """Fit on precomputed `features()` rows (cross-validation computes them once),
+        plus `augmented_features()` rows of the same faces in x_aug (augment copies,
+        aligned as that method returns them)."""
         from sklearn.linear_model import LogisticRegression
 
         y = np.asarray(labels)
@@ -593,11 +676,20 @@ class LBPClassifier:
             raise ValueError("labels must be 0 (attack) or 1 (live)")
         if len(np.unique(y)) != 2:
             raise ValueError("training needs both live (1) and attack (0) faces")
+        if groups is not None and len(groups) != len(x):
+            raise ValueError(f"groups must have one entry per face ({len(x)}), got {len(groups)}")
+        w = balanced_weights(y, groups if self.balance == "group" else None)
+        if x_aug is not None and len(x_aug):
+            x_aug = np.asarray(x_aug, dtype=np.float64)
+            if len(x_aug) % len(x) or x_aug.shape[1:] != x.shape[1:]:
+                raise ValueError(f"x_aug must hold whole copies of the {len(x)} rows of x, got shape {x_aug.shape}")
+            k = len(x_aug) // len(x)
+            x, y, w = np.concatenate([x, x_aug]), np.tile(y, k + 1), np.tile(w, k + 1)
         mean = x.mean(axis=0)
         scale = x.std(axis=0)
         scale[scale == 0] = 1.0  # a constant feature: leave it unscaled, as StandardScaler does
-        clf = LogisticRegression(C=self.C, class_weight="balanced", max_iter=5000, random_state=self.seed)
-        clf.fit((x - mean) / scale, y.astype(np.int64))
+        clf = LogisticRegression(C=self.C, max_iter=5000, random_state=self.seed)
+        clf.fit((x - mean) / scale, y.astype(np.int64), sample_weight=w)
         self.mean_, self.scale_ = mean, scale
         # Binary LogisticRegression: coef_ speaks for classes_[1], which is 1 (live) here.
         self.coef_ = clf.coef_[0].astype(np.float64)
@@ -631,11 +723,14 @@ class LBPClassifier:
     def params(self) -> dict:
         return {
             "size": self.size, "points": self.points, "radii": list(self.radii), "channels": list(self.channels),
-            "moments": self.moments, "C": self.C, "seed": self.seed,
+            "moments": self.moments, "C": self.C, "area": self.area, "augment": self.augment,
+            "balance": self.balance, "seed": self.seed,
         }
 
     def describe(self) -> str:
-        return LBPSettings(self.size, self.points, self.radii, self.channels, self.moments, self.C).describe()
+        return LBPSettings(
+            self.size, self.points, self.radii, self.channels, self.moments, self.C, self.area, self.augment, self.balance
+        ).describe()
 
     def save(self, path: pathlib.Path) -> None:
         """Write the fitted model to `path` (.npz contents, no pickle), atomically."""
@@ -682,7 +777,11 @@ class LBPClassifier:
             if isinstance(params, dict) and fmt in _OLD_FORMATS:
                 params.setdefault("channels", list(CHANNELS))  # /1 models used all six channels
                 params.setdefault("moments", False)  # and no colour moments
-            if not isinstance(params, dict) or set(params) != {"size", "points", "radii", "channels", "moments", "C", "seed"}:
+                params.setdefault("area", False)  # /1 and /2 models: bilinear resize,
+                params.setdefault("augment", 0)  # no augmentation,
+                params.setdefault("balance", "class")  # classes balanced only
+            keys = {"size", "points", "radii", "channels", "moments", "C", "area", "augment", "balance", "seed"}
+            if not isinstance(params, dict) or set(params) != keys:
                 raise ValueError("bad params")
             if not isinstance(params["radii"], list) or not isinstance(params["channels"], list):
                 raise ValueError("bad params")

@@ -143,6 +143,8 @@ def validate_manifest(folder: Path, m: dict, *, check_files: bool = True) -> Non
     weight = _finite(folder, m, "lbp_weight", 0.0, 1.0)
     if (scorer == "lbp") != (weight == 1.0) or (scorer == "cnn") != (weight == 0.0):
         raise _fail(folder, "lbp_weight", f"does not fit scorer {scorer!r}")
+    if m.get("live_offset") is not None:
+        _finite(folder, m, "live_offset", -50.0, 50.0)
     size = m.get("input_size")
     if scorer != "lbp" and (isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= MAX_INPUT_SIZE):
         raise _fail(folder, "input_size", f"must be an integer from 8 to {MAX_INPUT_SIZE}")
@@ -256,6 +258,12 @@ class LivenessModel:
     @property
     def lbp_weight(self) -> float:
         return float(self.manifest["lbp_weight"])
+
+    @property
+    def live_offset(self) -> float | None:
+        """For one-camera calibration (liveness/calibration.py); None if training could not measure it."""
+        value = self.manifest.get("live_offset")
+        return None if value is None else float(value)
 
     @property
     def input_size(self) -> int | None:
@@ -389,6 +397,27 @@ def staging_folder(target: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_calibrated_copy(model: LivenessModel, target: Path, threshold: float, calibration: dict) -> dict:
+    """A copy of `model`'s folder at `target` whose operating threshold was calibrated for
+    one camera (calibrate.py); every file but the manifest is copied unchanged."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be a number from 0 to 1, got {threshold!r}")
+    source = model.path.resolve()
+    if Path(target).resolve() == source:
+        raise OutputError(f"write the calibrated model to a new folder, not over {model.path}")
+    manifest = {k: v for k, v in model.manifest.items() if k != "checksum"}
+    manifest.update(threshold=float(threshold), calibration=jsonable(calibration),
+                    threshold_source=f"calibrated on {calibration.get('faces')} live faces of {calibration.get('input')}")
+    with staging_folder(Path(target)) as tmp:
+        for item in source.iterdir():
+            if item.is_file() and item.name != MANIFEST:
+                shutil.copy2(item, tmp / item.name)
+        manifest["checksum"] = manifest_checksum(manifest)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        validate_manifest(tmp, manifest)
+    return manifest
 
 
 def check_model_target(path: Path) -> Path:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from liveness.calibration import live_offset
 from liveness.dataset import Sample, check_classes, describe, find_samples, read_images
 from liveness.errors import DataError
 from liveness.lbp import DEFAULT_SETTINGS, LBPClassifier, LBPSettings
@@ -34,7 +35,11 @@ from liveness.runtime import prepare_faces
 LOGGER = logging.getLogger("liveness")
 
 LOSSES = ("ce", "focal")
-DEFAULT_FOLDS = {"lbp": 5, "cnn": 1, "fusion": 1}  # 1: a single validation split of the groups
+# Out-of-fold folds for the threshold: LBP fits take a second, so one group per fold
+# (leave-one-group-out, up to MAX_GROUP_FOLDS groups); a CNN takes minutes, so one
+# validation split of the groups.
+DEFAULT_FOLDS = {"lbp": None, "cnn": 1, "fusion": 1}
+MAX_GROUP_FOLDS = 20
 DEFAULT_FUSION_WEIGHT = 0.5
 DEFAULT_VAL_FRAC = 0.2
 
@@ -56,7 +61,7 @@ class TrainConfig:
     seed: int = 42
     lbp_weight: float = DEFAULT_FUSION_WEIGHT  # fusion only: score = (1 - w) CNN + w LBP
     lbp: LBPSettings = DEFAULT_SETTINGS
-    folds: int | None = None  # None: DEFAULT_FOLDS[scorer]
+    folds: int | None = None  # None: DEFAULT_FOLDS[scorer] (None there: one fold per group)
     val_frac: float = DEFAULT_VAL_FRAC  # with one fold: the groups held out for the threshold
     fixed_threshold: float | None = None  # the tutorial's 0.5; None: from out-of-fold scores
 
@@ -72,9 +77,9 @@ class TrainConfig:
         if self.folds is not None and self.folds < 1:
             raise ValueError(f"folds must be 1 or more, got {self.folds}")
 
-    @property
-    def n_folds(self) -> int:
-        return self.folds or DEFAULT_FOLDS[self.scorer]
+    def n_folds(self, n_groups: int) -> int:
+        k = self.folds or DEFAULT_FOLDS[self.scorer]
+        return k if k is not None else max(2, min(n_groups, MAX_GROUP_FOLDS))
 
     @property
     def weight(self) -> float:
@@ -104,6 +109,7 @@ class FaceSet:
         self.is_live = np.array([s.label == live_label for s in samples], dtype=bool)
         self.groups = np.array([s.group for s in samples])
         self._lbp: dict[LBPSettings, np.ndarray] = {}
+        self._lbp_aug: dict[tuple[LBPSettings, int], np.ndarray] = {}
         self._cnn: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -113,6 +119,17 @@ class FaceSet:
         if settings not in self._lbp:
             self._lbp[settings] = LBPClassifier.from_settings(settings).features(self.faces)
         return self._lbp[settings]
+
+    def lbp_augmented(self, settings: LBPSettings, seed: int, idx: np.ndarray) -> np.ndarray | None:
+        """The augmented copies' features of the images at idx (copy k of image i in row
+        k * len(idx) + position of i), computed once for the whole set; None without augmentation."""
+        if not settings.augment:
+            return None
+        key = (settings, seed)
+        if key not in self._lbp_aug:
+            self._lbp_aug[key] = LBPClassifier.from_settings(settings, seed=seed).augmented_features(self.faces)
+        n = len(self)
+        return np.concatenate([self._lbp_aug[key][k * n + np.asarray(idx)] for k in range(settings.augment)])
 
     def cnn_input(self, size: int) -> np.ndarray:
         if size not in self._cnn:
@@ -260,7 +277,9 @@ def fit_scorer(cfg: TrainConfig, data: FaceSet, idx: np.ndarray, val_idx: np.nda
         raise DataError("the training images hold one class only")
     out = Fitted(cfg)
     if cfg.weight > 0:
-        out.lbp = LBPClassifier.from_settings(cfg.lbp, seed=cfg.seed).fit_features(data.lbp_features(cfg.lbp)[idx], y.astype(int))
+        out.lbp = LBPClassifier.from_settings(cfg.lbp, seed=cfg.seed).fit_features(
+            data.lbp_features(cfg.lbp)[idx], y.astype(int), data.groups[idx], data.lbp_augmented(cfg.lbp, cfg.seed, idx)
+        )
     if cfg.uses_cnn:
         x = data.cnn_input(cfg.input_size)
         has_val = val_idx is not None and len(val_idx) > 0
@@ -290,6 +309,7 @@ class Procedure:
     threshold_source: str
     oof_scores: np.ndarray | None = None  # aligned with the idx given
     folds_how: str = ""
+    live_offset: float | None = None  # for one-camera calibration (liveness/calibration.py)
 
 
 def fit_with_threshold(cfg: TrainConfig, data: FaceSet, idx: np.ndarray, *, checkpoint: Path | None = None,
@@ -298,7 +318,7 @@ def fit_with_threshold(cfg: TrainConfig, data: FaceSet, idx: np.ndarray, *, chec
     from liveness.crossval import make_folds
 
     idx = np.asarray(idx)
-    folds, how = make_folds([data.samples[i] for i in idx], cfg.n_folds, val_frac=cfg.val_frac, seed=cfg.seed)
+    folds, how = make_folds([data.samples[i] for i in idx], cfg.n_folds(len(set(data.groups[idx]))), val_frac=cfg.val_frac, seed=cfg.seed)
     oof = np.full(len(idx), np.nan)
     epochs = []
     for fit_pos, held_pos in folds:
@@ -312,10 +332,14 @@ def fit_with_threshold(cfg: TrainConfig, data: FaceSet, idx: np.ndarray, *, chec
     else:
         threshold, eer = eer_threshold(data.is_live[idx][held], oof[held])
         source = f"EER point of out-of-fold scores ({how}; out-of-fold EER {eer:.3f})"
+    try:
+        offset = live_offset(data.is_live[idx][held], oof[held], data.groups[idx][held], threshold)
+    except ValueError:  # no held-out group with both classes (time blocks): no calibration offset
+        offset = None
     if not refit:
-        return Procedure(Fitted(cfg), threshold, source, oof, how)
+        return Procedure(Fitted(cfg), threshold, source, oof, how, offset)
     final_epochs = int(np.median(epochs)) if epochs else None  # no validation data left to stop on
     if cfg.uses_cnn and final_epochs is not None:
         LOGGER.info("refitting on all %d images for %d epochs (the folds' median best)", len(idx), final_epochs)
     fitted = fit_scorer(cfg, data, idx, None, epochs=final_epochs, checkpoint=checkpoint, verbose=verbose)
-    return Procedure(fitted, threshold, source, oof, how)
+    return Procedure(fitted, threshold, source, oof, how, offset)

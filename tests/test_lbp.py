@@ -11,7 +11,8 @@ import pytest
 
 from liveness import lbp as lbp_module
 from liveness.lbp import (  # noqa: E402
-    CHANNELS, CLASSIC_SETTINGS, DEFAULT_SETTINGS, LBP_SIZE, N_MOMENTS, LBPClassifier, feature_length, lbp_features,
+    CHANNELS, CLASSIC_SETTINGS, DEFAULT_SETTINGS, LBP_SIZE, N_MOMENTS, PREVIOUS_SETTINGS, LBPClassifier, balanced_weights,
+    feature_length, lbp_features,
     lbp_features_batch,
 )
 
@@ -280,7 +281,9 @@ def test_scores_equal_scikit_learns_own_pipeline(fitted) -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    model, faces, labels, scores = fitted
+    _, faces, labels, _ = fitted
+    model = LBPClassifier(seed=0, augment=0, balance="class").fit(faces, labels)  # plain: no copies, classes balanced
+    scores = model.score_live(faces)
     feats = model.features(faces)
     reference = make_pipeline(
         StandardScaler(), LogisticRegression(C=model.C, class_weight="balanced", max_iter=5000, random_state=model.seed)
@@ -468,4 +471,42 @@ def test_version_1_models_still_load(tmp_path: pathlib.Path) -> None:
     _resave(path, tmp_path / "v1.npz", format=np.array("liveness.lbp.LBPClassifier/1"), params=np.array(json.dumps(params)))
     loaded = LBPClassifier.load(tmp_path / "v1.npz")
     assert loaded.moments is False and loaded.channels == CHANNELS
+    np.testing.assert_allclose(loaded.score_live(faces), old.score_live(faces), rtol=1e-12, atol=1e-15)
+
+
+def test_group_balance_gives_every_group_and_class_the_same_weight() -> None:
+    labels = np.array([1, 1, 1, 1, 0, 1, 0, 0])
+    groups = np.array(["a", "a", "a", "a", "a", "b", "b", "b"])
+    w = balanced_weights(labels, groups)
+    assert w.mean() == pytest.approx(1.0)
+    cells = {(g, y): w[(groups == g) & (labels == y)].sum() for g, y in {(g, y) for g, y in zip(groups, labels)}}
+    assert np.allclose(list(cells.values()), next(iter(cells.values())))
+    by_class = balanced_weights(labels, None)
+    assert by_class[labels == 1].sum() == pytest.approx(by_class[labels == 0].sum())
+
+
+def test_augmented_copies_are_seeded_and_aligned() -> None:
+    faces, labels = _two_class_set(5, seed=3)
+    model = LBPClassifier(seed=4, augment=2)
+    a, b = model.augmented_features(faces), LBPClassifier(seed=4, augment=2).augmented_features(faces)
+    assert a.shape == (2 * len(faces), model.n_features)
+    np.testing.assert_array_equal(a, b)  # same seed, same copies
+    assert not np.array_equal(a, LBPClassifier(seed=5, augment=2).augmented_features(faces))
+    fitted = LBPClassifier(seed=4, augment=2).fit(faces, labels, groups=np.array(["x", "y"] * 5))
+    assert np.isfinite(fitted.coef_).all()
+    with pytest.raises(ValueError, match="whole copies"):
+        model.fit_features(model.features(faces), labels, None, a[:-1])
+
+
+def test_previous_default_models_still_load_and_score_alike(tmp_path: pathlib.Path) -> None:
+    """A model saved before area / augment / balance existed (format /2) loads as bilinear,
+    unaugmented, class-balanced, and scores exactly as it did."""
+    faces, labels = _two_class_set(8, seed=12)
+    old = LBPClassifier.from_settings(PREVIOUS_SETTINGS).fit(faces, labels)
+    path = tmp_path / "v3.npz"
+    old.save(path)
+    params = {k: v for k, v in old.params().items() if k not in ("area", "augment", "balance")}
+    _resave(path, tmp_path / "v2.npz", format=np.array("liveness.lbp.LBPClassifier/2"), params=np.array(json.dumps(params)))
+    loaded = LBPClassifier.load(tmp_path / "v2.npz")
+    assert (loaded.area, loaded.augment, loaded.balance) == (False, 0, "class")
     np.testing.assert_allclose(loaded.score_live(faces), old.score_live(faces), rtol=1e-12, atol=1e-15)
