@@ -440,9 +440,15 @@ def _colour_moments(chans: np.ndarray) -> np.ndarray:
     hist = np.empty((m, 256), dtype=np.float64)
     for i in range(m):
         hist[i] = cv2.calcHist([sample[i]], [0], None, [256], [0, 256])[:, 0]
-    hist /= sample[0].size
-    sums = hist @ _moment_tables().T  # (m, 5): E[x], E[x^2], E[x^3], E[cos h], E[sin h]
-    sums = sums.reshape(m // 6, 6, 5)
+    return _moments_from_histograms(hist.reshape(m // 6, 6, 256), sample[0].size)
+
+
+def _moments_from_histograms(hist: np.ndarray, count: int) -> np.ndarray:
+    """_colour_moments from (n, 6, 256) pixel counts per value of H, S, V, Y, Cr, Cb
+    over `count` sampled pixels."""
+    n = len(hist)
+    sums = (hist.reshape(n * 6, 256) / count) @ _moment_tables().T  # E[x], E[x^2], E[x^3], E[cos h], E[sin h]
+    sums = sums.reshape(n, 6, 5)
     e1, e2, e3 = (sums[:, 1:, k] for k in range(3))  # S, V, Y, Cr, Cb
     var = np.maximum(e2 - e1**2, 0.0)
     std = np.sqrt(var)
@@ -452,10 +458,148 @@ def _colour_moments(chans: np.ndarray) -> np.ndarray:
     return np.concatenate([e1, std, skew, hue], axis=1)
 
 
+# --- the on-grid fast path ------------------------------------------------------
+#
+# When every LBP sample lies on the pixel grid (4 points at integer radii: the default
+# settings), a code is just comparisons of uint8 pixels, and the general machinery
+# above (float64 interpolation, blocks, per-channel planes) is not needed. This path
+# works on the HSV and YCrCb images as OpenCV returns them (pixel-interleaved: a shift
+# by (dy, dx) pixels is a shift of the flat index by 3 * (dy * size + dx), the same for
+# the three channels), packs the codes of up to two radii into one byte per pixel and
+# channel, maps that byte with one table to (channel, uniform bin at each radius), and
+# counts those labels with one histogram per face and colour space. Same codes, same
+# counts: the features equal the general path's exactly.
+
+
+class _GridPlan(NamedTuple):
+    """Tables of the on-grid path for one (points, radii, size)."""
+
+    offsets: tuple[int, ...]  # flat offset of sample p at radius i, index i * points + p
+    lut: np.ndarray  # (256, 1, 3) uint8: packed code -> k * J + joint uniform bin, per channel k
+    ring_and: np.ndarray | None  # (size, 3 * size) uint8: clears the larger radius' bits where only the smaller is valid
+    masks: tuple[np.ndarray, np.ndarray]  # (size, 3 * size) uint8 per colour space: the pixels and channels counted
+    big: int  # index in radii of the larger radius (its bin 0 holds the ring's pixels)
+    ring: int  # pixels per channel inside the smaller radius' border but not the larger's
+
+
+@functools.lru_cache(maxsize=16)
+def _grid_plan(points: int, radii: tuple[int, ...], size: int, channels: tuple[str, ...]) -> _GridPlan | None:
+    """The on-grid path's tables, or None when these settings need the general path
+    (a sample between pixels, more than two radii or 8 bits of code, or more labels
+    than a byte holds)."""
+    n_bins = points + 2
+    if len(radii) > 2 or points * len(radii) > 8 or 3 * n_bins ** len(radii) > 256:
+        return None
+    offsets = []
+    for r in radii:
+        plan = _lbp_plan(points, r, size)
+        if plan.groups or [p for p, _ in plan.pixels] != list(range(points)):
+            return None
+        offsets += [3 * off for _, off in plan.pixels]
+    uniform = _uniform_lut(points)
+    codes = np.arange(256)
+    joint = np.zeros(256, dtype=np.int64)
+    for i in range(len(radii)):  # radius 0 is the most significant digit
+        joint = joint * n_bins + uniform[(codes >> (i * points)) & ((1 << points) - 1)]
+    n_joint = n_bins ** len(radii)
+    lut = np.stack([k * n_joint + joint for k in range(3)], axis=-1).astype(np.uint8).reshape(256, 1, 3)
+    big = int(np.argmax(radii))
+    small_r, big_r = min(radii), max(radii)
+
+    def interior(r: int) -> np.ndarray:
+        inside = np.zeros((size, size), dtype=bool)
+        inside[r : size - r, r : size - r] = True
+        return inside
+
+    ring = interior(small_r) & ~interior(big_r)
+    ring_and = None
+    if ring.any():
+        ring_and = np.full((size, size, 3), 255, dtype=np.uint8)
+        ring_and[ring] = 255 & ~(((1 << points) - 1) << (big * points))
+        ring_and = ring_and.reshape(size, 3 * size)
+    masks = []
+    for s in range(2):
+        wanted = np.array([CHANNELS[3 * s + k] in channels for k in range(3)])
+        masks.append((interior(small_r)[:, :, None] & wanted).astype(np.uint8).reshape(size, 3 * size))
+    for a in (lut, *masks) + (() if ring_and is None else (ring_and,)):
+        a.flags.writeable = False
+    return _GridPlan(tuple(offsets), lut, ring_and, tuple(masks), big, int(ring.sum()))
+
+
+def _features_on_grid(
+    crops: list[np.ndarray], size: int, points: int, radii: tuple[int, ...], channels: tuple[str, ...],
+    moments: bool, plan: _GridPlan,
+) -> np.ndarray:
+    """_features for settings _grid_plan accepts."""
+    n = len(crops)
+    image = 3 * size * size
+    total = 2 * n * image  # per face its HSV then its YCrCb image, pixel-interleaved
+    pad = 3 * max(radii) * (size + 1)
+    flat = np.empty(total + 2 * pad, dtype=np.uint8)
+    flat[:pad] = flat[pad + total :] = 0  # the samples of border pixels land here; their codes are dropped
+    colour = flat[pad : pad + total].reshape(n, 2, size, size, 3)
+    for i, crop in enumerate(crops):
+        cv2.cvtColor(crop, cv2.COLOR_BGR2HSV, dst=colour[i, 0])
+        cv2.cvtColor(crop, cv2.COLOR_BGR2YCrCb, dst=colour[i, 1])
+    centre = flat[pad : pad + total]
+    n_words = -(-total // 8)
+    bits = np.empty((len(plan.offsets), n_words * 8), dtype=np.bool_)  # rows of whole uint64s
+    for k, off in enumerate(plan.offsets):
+        np.greater_equal(flat[pad + off : pad + off + total], centre, out=bits[k, :total])
+    # Bit k of a pixel's byte is sample k: each byte of a uint64 holds one 0/1 and k < 8,
+    # so shifting whole words never carries into the next pixel's byte.
+    code = bits[0].view(np.uint64).copy()
+    shifted = np.empty_like(code)
+    for k in range(1, len(plan.offsets)):
+        np.left_shift(bits[k].view(np.uint64), np.uint64(k), out=shifted)
+        np.bitwise_or(code, shifted, out=code)
+    code8 = code.view(np.uint8)[:total].reshape(n * 2, size, 3 * size)
+    if plan.ring_and is not None:
+        np.bitwise_and(code8, plan.ring_and, out=code8)
+    labels = cv2.LUT(code8.reshape(n * 2 * size, size, 3), plan.lut).reshape(n, 2, size, 3 * size)
+    n_bins = points + 2
+    n_joint = n_bins ** len(radii)
+    counts = np.empty((n, 2, 3 * n_joint), dtype=np.float64)
+    for i in range(n):
+        for s in range(2):
+            counts[i, s] = cv2.calcHist([labels[i, s]], [0], plan.masks[s], [256], [0, 256])[: 3 * n_joint, 0]
+    joint = counts.reshape(n, 6, *([n_bins] * len(radii)))  # face, channel, bin at radius 0 (, at radius 1)
+    hist = np.empty((n, 6, len(radii), n_bins), dtype=np.float64)
+    if len(radii) == 1:
+        hist[:, :, 0] = joint
+    else:
+        hist[:, :, 0] = joint.sum(axis=3)
+        hist[:, :, 1] = joint.sum(axis=2)
+        hist[:, :, plan.big, 0] -= plan.ring  # the ring's pixels, counted with their larger-radius bits cleared
+    hist /= np.array([(size - 2 * r) ** 2 for r in radii], dtype=np.float64)[:, None]
+    feats = hist[:, [CHANNELS.index(c) for c in channels]].reshape(n, -1)
+    if moments:
+        mhist = np.empty((n, 6, 256), dtype=np.float64)
+        for i, crop in enumerate(crops):
+            # Converting the sampled pixels is converting all and sampling (OpenCV converts pixel by pixel).
+            sample = np.ascontiguousarray(crop[::_MOMENT_STEP, ::_MOMENT_STEP])
+            for s, conversion in enumerate((cv2.COLOR_BGR2HSV, cv2.COLOR_BGR2YCrCb)):
+                converted = cv2.cvtColor(sample, conversion)
+                for k in range(3):
+                    mhist[i, 3 * s + k] = cv2.calcHist([converted], [k], None, [256], [0, 256])[:, 0]
+        feats = np.concatenate([feats, _moments_from_histograms(mhist, sample.shape[0] * sample.shape[1])], axis=1)
+    return feats.astype(np.float32)
+
+
 def _features(
     crops: list[np.ndarray], size: int, points: int, radii: tuple[int, ...], channels: tuple[str, ...], moments: bool
 ) -> np.ndarray:
-    """(N, D) float32 features of resized BGR crops."""
+    """(N, D) float32 features of resized BGR crops: the on-grid path where it applies."""
+    plan = _grid_plan(points, radii, size, channels)
+    if plan is not None:
+        return _features_on_grid(crops, size, points, radii, channels, moments, plan)
+    return _features_general(crops, size, points, radii, channels, moments)
+
+
+def _features_general(
+    crops: list[np.ndarray], size: int, points: int, radii: tuple[int, ...], channels: tuple[str, ...], moments: bool
+) -> np.ndarray:
+    """(N, D) float32 features of resized BGR crops, for any settings."""
     chans = _channel_stack(crops, size)  # (N * 6, size, size)
     lbp_chans = chans
     if channels != CHANNELS:
