@@ -61,10 +61,10 @@ def run(*, data: Path = ROOT.parent / "shared" / "data", faces: int = 40, rounds
         return (time.perf_counter() - t) / len(crops)
 
     def general() -> float:
-        with mock.patch.object(lbp, "_grid_plan", lambda *a: None):
+        with mock.patch.object(lbp, "_fast_plan", lambda *a: None):
             return fast()
 
-    with mock.patch.object(lbp, "_grid_plan", lambda *a: None):
+    with mock.patch.object(lbp, "_fast_plan", lambda *a: None):
         before = lbp.lbp_features_batch(crops, **settings)
     same = np.array_equal(lbp.lbp_features_batch(crops, **settings), before)
     fast(), general()  # warm-up: caches, tables

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import pathlib
+import threading
 import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -458,141 +459,152 @@ def _moments_from_histograms(hist: np.ndarray, count: int) -> np.ndarray:
     return np.concatenate([e1, std, skew, hue], axis=1)
 
 
-# --- the on-grid fast path ------------------------------------------------------
+# --- the 4-point fast path ------------------------------------------------------
 #
-# When every LBP sample lies on the pixel grid (4 points at integer radii: the default
-# settings), a code is just comparisons of uint8 pixels, and the general machinery
-# above (float64 interpolation, blocks, per-channel planes) is not needed. This path
-# works on the HSV and YCrCb images as OpenCV returns them (pixel-interleaved: a shift
-# by (dy, dx) pixels is a shift of the flat index by 3 * (dy * size + dx), the same for
-# the three channels), packs the codes of up to two radii into one byte per pixel and
-# channel, maps that byte with one table to (channel, uniform bin at each radius), and
-# counts those labels with one histogram per face and colour space. Same codes, same
-# counts: the features equal the general path's exactly.
+# With 4 points at an integer radius (the default settings) every sample is a pixel
+# (right, up, left, down), so a bit is one uint8 comparison and no float64 is needed.
+# And a uniform 4-point code is fixed by few facts: its number of ones (bins 0-4), and
+# for two ones whether they sit opposite (0101, 1010: not uniform, bin 9 - 4 = 5). So
+# the codes are never formed: each comparison is packed to one bit per pixel
+# (np.packbits), and the bins are counted on those bit planes, 64 pixels a word, with a
+# bit-sliced adder and np.bitwise_count. The channels are laid as planes, each starting
+# on a whole word, so that one reshape gives every channel's counts. Same bits, same
+# counts: the histograms equal the general path's exactly.
+
+_WORD = 64  # pixels per packed uint64 word
 
 
-class _GridPlan(NamedTuple):
-    """Tables of the on-grid path for one (points, radii, size)."""
+class _FastPlan(NamedTuple):
+    """Tables of the 4-point fast path for one (radii, size, channels)."""
 
-    offsets: tuple[int, ...]  # flat offset of sample p at radius i, index i * points + p
-    lut: np.ndarray  # (256, 1, 3) uint8: packed code -> k * J + joint uniform bin, per channel k
-    ring_and: np.ndarray | None  # (size, 3 * size) uint8: clears the larger radius' bits where only the smaller is valid
-    masks: tuple[np.ndarray, np.ndarray]  # (size, 3 * size) uint8 per colour space: the pixels and channels counted
-    big: int  # index in radii of the larger radius (its bin 0 holds the ring's pixels)
-    ring: int  # pixels per channel inside the smaller radius' border but not the larger's
+    offsets: tuple[tuple[int, ...], ...]  # per radius, the flat offsets of points 0-3 (dy * size + dx)
+    plane: int  # pixels per channel plane: size * size rounded up to whole words
+    picks: tuple[int, ...]  # mixChannels' fromTo pairs: HSV + YCrCb channel -> plane, for the wanted channels
+    masks: np.ndarray  # (len(radii), planes * plane / 64) uint64: the pixels each radius counts, packed
+    count: np.ndarray  # (len(radii),) float64: pixels counted per channel at each radius
 
 
 @functools.lru_cache(maxsize=16)
-def _grid_plan(points: int, radii: tuple[int, ...], size: int, channels: tuple[str, ...]) -> _GridPlan | None:
-    """The on-grid path's tables, or None when these settings need the general path
-    (a sample between pixels, more than two radii or 8 bits of code, or more labels
-    than a byte holds)."""
-    n_bins = points + 2
-    if len(radii) > 2 or points * len(radii) > 8 or 3 * n_bins ** len(radii) > 256:
+def _fast_plan(points: int, radii: tuple[int, ...], size: int, channels: tuple[str, ...]) -> _FastPlan | None:
+    """The fast path's tables, or None when these settings need the general path."""
+    if points != 4:
         return None
     offsets = []
     for r in radii:
         plan = _lbp_plan(points, r, size)
         if plan.groups or [p for p, _ in plan.pixels] != list(range(points)):
             return None
-        offsets += [3 * off for _, off in plan.pixels]
-    uniform = _uniform_lut(points)
-    codes = np.arange(256)
-    joint = np.zeros(256, dtype=np.int64)
-    for i in range(len(radii)):  # radius 0 is the most significant digit
-        joint = joint * n_bins + uniform[(codes >> (i * points)) & ((1 << points) - 1)]
-    n_joint = n_bins ** len(radii)
-    lut = np.stack([k * n_joint + joint for k in range(3)], axis=-1).astype(np.uint8).reshape(256, 1, 3)
-    big = int(np.argmax(radii))
-    small_r, big_r = min(radii), max(radii)
-
-    def interior(r: int) -> np.ndarray:
+        offsets.append(tuple(off for _, off in plan.pixels))
+    plane = -(-size * size // _WORD) * _WORD
+    n = len(channels)
+    picks = []
+    for j, c in enumerate(channels):
+        picks += [CHANNELS.index(c), j]  # HSV then YCrCb: CHANNELS' order is mixChannels' numbering
+    masks = np.zeros((len(radii), n, plane), dtype=bool)
+    for i, r in enumerate(radii):
         inside = np.zeros((size, size), dtype=bool)
         inside[r : size - r, r : size - r] = True
-        return inside
-
-    ring = interior(small_r) & ~interior(big_r)
-    ring_and = None
-    if ring.any():
-        ring_and = np.full((size, size, 3), 255, dtype=np.uint8)
-        ring_and[ring] = 255 & ~(((1 << points) - 1) << (big * points))
-        ring_and = ring_and.reshape(size, 3 * size)
-    masks = []
-    for s in range(2):
-        wanted = np.array([CHANNELS[3 * s + k] in channels for k in range(3)])
-        masks.append((interior(small_r)[:, :, None] & wanted).astype(np.uint8).reshape(size, 3 * size))
-    for a in (lut, *masks) + (() if ring_and is None else (ring_and,)):
-        a.flags.writeable = False
-    return _GridPlan(tuple(offsets), lut, ring_and, tuple(masks), big, int(ring.sum()))
+        masks[i, :, : size * size] = inside.reshape(-1)
+    masks = np.packbits(masks.reshape(len(radii), -1), axis=1).view(np.uint64)
+    masks.flags.writeable = False
+    count = np.array([(size - 2 * r) ** 2 for r in radii], dtype=np.float64)
+    return _FastPlan(tuple(offsets), plane, tuple(picks), masks, count)
 
 
-def _features_on_grid(
-    crops: list[np.ndarray], size: int, points: int, radii: tuple[int, ...], channels: tuple[str, ...],
-    moments: bool, plan: _GridPlan,
+_work = threading.local()  # per thread: the fast path's buffers, reused from call to call
+
+
+def _fast_buffers(size: int, plan: _FastPlan) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], int]:
+    """(flat, ge, planes, pad) for this thread: `flat` is the channel planes end to end
+    with `pad` zeros either side (zeros also in the gaps that round planes up to whole
+    words: border pixels' samples land there and are never counted, so they stay
+    zero); `planes` are its (size, size) views; `ge` is the comparison buffer.
+    Reusing them saves the page faults of fresh ones on every call."""
+    key = (size, plan)
+    cached = getattr(_work, "buffers", None)
+    if cached is None or cached[0] != key:
+        n_planes = len(plan.picks) // 2
+        total = n_planes * plan.plane
+        pad = max(max(offsets) for offsets in plan.offsets)  # the largest shift, dy * size + dx
+        flat = np.zeros(total + 2 * pad, dtype=np.uint8)
+        centre = flat[pad : pad + total]
+        planes = [centre[j * plan.plane : j * plan.plane + size * size].reshape(size, size) for j in range(n_planes)]
+        cached = (key, (flat, np.empty(total, dtype=np.bool_), planes, pad))
+        _work.buffers = cached
+    return cached[1]
+
+
+def _features_fast(
+    crops: list[np.ndarray], size: int, radii: tuple[int, ...], channels: tuple[str, ...], moments: bool, plan: _FastPlan
 ) -> np.ndarray:
-    """_features for settings _grid_plan accepts."""
-    n = len(crops)
-    image = 3 * size * size
-    total = 2 * n * image  # per face its HSV then its YCrCb image, pixel-interleaved
-    pad = 3 * max(radii) * (size + 1)
-    flat = np.empty(total + 2 * pad, dtype=np.uint8)
-    flat[:pad] = flat[pad + total :] = 0  # the samples of border pixels land here; their codes are dropped
-    colour = flat[pad : pad + total].reshape(n, 2, size, size, 3)
-    for i, crop in enumerate(crops):
-        cv2.cvtColor(crop, cv2.COLOR_BGR2HSV, dst=colour[i, 0])
-        cv2.cvtColor(crop, cv2.COLOR_BGR2YCrCb, dst=colour[i, 1])
+    """_features for 4-point settings (see "the 4-point fast path")."""
+    flat, ge, planes, pad = _fast_buffers(size, plan)
+    n_chan, total = len(planes), len(ge)
     centre = flat[pad : pad + total]
-    n_words = -(-total // 8)
-    bits = np.empty((len(plan.offsets), n_words * 8), dtype=np.bool_)  # rows of whole uint64s
-    for k, off in enumerate(plan.offsets):
-        np.greater_equal(flat[pad + off : pad + off + total], centre, out=bits[k, :total])
-    # Bit k of a pixel's byte is sample k: each byte of a uint64 holds one 0/1 and k < 8,
-    # so shifting whole words never carries into the next pixel's byte.
-    code = bits[0].view(np.uint64).copy()
-    shifted = np.empty_like(code)
-    for k in range(1, len(plan.offsets)):
-        np.left_shift(bits[k].view(np.uint64), np.uint64(k), out=shifted)
-        np.bitwise_or(code, shifted, out=code)
-    code8 = code.view(np.uint8)[:total].reshape(n * 2, size, 3 * size)
-    if plan.ring_and is not None:
-        np.bitwise_and(code8, plan.ring_and, out=code8)
-    labels = cv2.LUT(code8.reshape(n * 2 * size, size, 3), plan.lut).reshape(n, 2, size, 3 * size)
-    n_bins = points + 2
-    n_joint = n_bins ** len(radii)
-    counts = np.empty((n, 2, 3 * n_joint), dtype=np.float64)
-    for i in range(n):
-        for s in range(2):
-            counts[i, s] = cv2.calcHist([labels[i, s]], [0], plan.masks[s], [256], [0, 256])[: 3 * n_joint, 0]
-    joint = counts.reshape(n, 6, *([n_bins] * len(radii)))  # face, channel, bin at radius 0 (, at radius 1)
-    hist = np.empty((n, 6, len(radii), n_bins), dtype=np.float64)
-    if len(radii) == 1:
-        hist[:, :, 0] = joint
-    else:
-        hist[:, :, 0] = joint.sum(axis=3)
-        hist[:, :, 1] = joint.sum(axis=2)
-        hist[:, :, plan.big, 0] -= plan.ring  # the ring's pixels, counted with their larger-radius bits cleared
-    hist /= np.array([(size - 2 * r) ** 2 for r in radii], dtype=np.float64)[:, None]
-    feats = hist[:, [CHANNELS.index(c) for c in channels]].reshape(n, -1)
+    words = total // _WORD
+    bits = np.empty((4, len(radii), words), dtype=np.uint64)  # point, radius, packed pixels
+    counts = np.empty((len(crops), n_chan, len(radii), 6), dtype=np.float64)
+    mhist = np.empty((len(crops), 6, 256), dtype=np.float64) if moments else None
+    m = plan.masks
+    for f, crop in enumerate(crops):
+        cv2.mixChannels([cv2.cvtColor(crop, cv2.COLOR_BGR2HSV), cv2.cvtColor(crop, cv2.COLOR_BGR2YCrCb)], planes, plan.picks)
+        for i, offsets in enumerate(plan.offsets):
+            for p, off in enumerate(offsets):
+                np.greater_equal(flat[pad + off : pad + off + total], centre, out=ge)
+                bits[p, i] = np.packbits(ge).view(np.uint64)
+        a, b, c, d = bits
+        # Points 0-3 lie right, up, left, down. x: the horizontal pair differs; y: the vertical one.
+        # Both differ: two adjacent ones (bin 2). One differs: one or three ones, three when
+        # the other pair is ones. Neither: 0000, 1111, or opposite ones (0101, 1010: bin 5).
+        x, y = a ^ c, b ^ d
+        same = ~(x | y) & m
+        one_differs = (x ^ y) & m
+        sel = np.stack([
+            one_differs,  # ones + threes
+            one_differs & ((x & b) | (y & a)),  # threes
+            x & y & m,  # twos (uniform)
+            same & a & b,  # fours
+            same & (a ^ b),  # opposite: not uniform
+        ])
+        k13, k3, k2, k4, k5 = np.bitwise_count(sel).reshape(5, len(radii), n_chan, -1).sum(axis=3, dtype=np.int64)
+        bins = counts[f].transpose(2, 1, 0)  # bin, radius, channel
+        bins[1], bins[2], bins[3], bins[4], bins[5] = k13 - k3, k2, k3, k4, k5
+        bins[0] = plan.count[:, None] - bins[1:].sum(axis=0)
+        if moments:
+            mhist[f] = _moment_histograms(crop)
+    feats = (counts / plan.count[:, None]).reshape(len(crops), -1)
     if moments:
-        mhist = np.empty((n, 6, 256), dtype=np.float64)
-        for i, crop in enumerate(crops):
-            # Converting the sampled pixels is converting all and sampling (OpenCV converts pixel by pixel).
-            sample = np.ascontiguousarray(crop[::_MOMENT_STEP, ::_MOMENT_STEP])
-            for s, conversion in enumerate((cv2.COLOR_BGR2HSV, cv2.COLOR_BGR2YCrCb)):
-                converted = cv2.cvtColor(sample, conversion)
-                for k in range(3):
-                    mhist[i, 3 * s + k] = cv2.calcHist([converted], [k], None, [256], [0, 256])[:, 0]
-        feats = np.concatenate([feats, _moments_from_histograms(mhist, sample.shape[0] * sample.shape[1])], axis=1)
+        sampled = (-(-size // _MOMENT_STEP)) ** 2  # pixels per channel in the sample
+        feats = np.concatenate([feats, _moments_from_histograms(mhist, sampled)], axis=1)
     return feats.astype(np.float32)
+
+
+def _moment_histograms(crop: np.ndarray) -> np.ndarray:
+    """(6, 256) counts of each value of H, S, V, Y, Cr, Cb over the pixels _colour_moments
+    samples. Converting the sampled pixels is converting all and sampling: OpenCV
+    converts pixel by pixel."""
+    h, w = crop.shape[:2]
+    if h % _MOMENT_STEP == 0 and w % _MOMENT_STEP == 0:
+        # Nearest neighbour at an integer factor takes pixel k * step: the same pixels
+        # as the slice, copied several times faster than NumPy copies a strided image.
+        sample = cv2.resize(crop, (w // _MOMENT_STEP, h // _MOMENT_STEP), interpolation=cv2.INTER_NEAREST)
+    else:
+        sample = np.ascontiguousarray(crop[::_MOMENT_STEP, ::_MOMENT_STEP])
+    out = np.empty((6, 256), dtype=np.float64)
+    for s, conversion in enumerate((cv2.COLOR_BGR2HSV, cv2.COLOR_BGR2YCrCb)):
+        converted = cv2.cvtColor(sample, conversion)
+        for k in range(3):
+            out[3 * s + k] = cv2.calcHist([converted], [k], None, [256], [0, 256])[:, 0]
+    return out
 
 
 def _features(
     crops: list[np.ndarray], size: int, points: int, radii: tuple[int, ...], channels: tuple[str, ...], moments: bool
 ) -> np.ndarray:
-    """(N, D) float32 features of resized BGR crops: the on-grid path where it applies."""
-    plan = _grid_plan(points, radii, size, channels)
+    """(N, D) float32 features of resized BGR crops: the 4-point fast path where it applies."""
+    plan = _fast_plan(points, radii, size, channels)
     if plan is not None:
-        return _features_on_grid(crops, size, points, radii, channels, moments, plan)
+        return _features_fast(crops, size, radii, channels, moments, plan)
     return _features_general(crops, size, points, radii, channels, moments)
 
 

@@ -1,4 +1,4 @@
-"""liveness.lbp's on-grid fast path (4-point LBP at integer radii, the default
+"""liveness.lbp's fast path (4-point LBP at integer radii, the default
 settings) gives exactly the general path's features, and scikit-image's."""
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ DEFAULTS = {k: v for k, v in asdict(DEFAULT_SETTINGS).items() if k != "C"}
 
 def _general(faces, **settings) -> np.ndarray:
     """lbp_features_batch with the fast path switched off: the code every setting ran before it."""
-    original = lbp._grid_plan
-    lbp._grid_plan = lambda *a: None
+    original = lbp._fast_plan
+    lbp._fast_plan = lambda *a: None
     try:
         return lbp_features_batch(faces, **settings)
     finally:
-        lbp._grid_plan = original
+        lbp._fast_plan = original
 
 
 def _random_faces(seed: int) -> list[np.ndarray]:
@@ -49,11 +49,11 @@ def _random_faces(seed: int) -> list[np.ndarray]:
         {**DEFAULTS, "size": 47, "radii": (1, 3)},  # odd size: rows not a whole number of words
         {**DEFAULTS, "size": 9, "radii": (1, 4)},  # the smallest size radius 4 allows
         {**DEFAULTS, "radii": (2, 2)},
-        {**DEFAULTS, "points": 2, "radii": (1, 3)},
+        {**DEFAULTS, "radii": (1, 2, 3, 4)},
     ],
 )
 def test_fast_path_equals_general_path_on_random_faces(settings) -> None:
-    assert lbp._grid_plan(settings["points"], tuple(settings["radii"]), settings["size"], tuple(settings["channels"])) is not None
+    assert lbp._fast_plan(settings["points"], tuple(settings["radii"]), settings["size"], tuple(settings["channels"])) is not None
     faces = _random_faces(1)
     fast = lbp_features_batch(faces, **settings)
     np.testing.assert_array_equal(fast, _general(faces, **settings))
@@ -69,9 +69,9 @@ def test_fast_path_equals_general_path_on_more_faces_than_a_chunk() -> None:
 
 
 def test_settings_the_fast_path_leaves_to_the_general_one() -> None:
-    assert lbp._grid_plan(8, (1, 2), 64, CHANNELS) is None  # diagonal samples fall between pixels
-    assert lbp._grid_plan(4, (1, 2, 3), 64, CHANNELS) is None  # 12 bits of code
-    assert lbp._grid_plan(16, (2,), 64, CHANNELS) is None
+    assert lbp._fast_plan(8, (1, 2), 64, CHANNELS) is None  # diagonal samples fall between pixels
+    assert lbp._fast_plan(2, (1, 3), 64, CHANNELS) is None  # only 4 points are counted from bit planes
+    assert lbp._fast_plan(16, (2,), 64, CHANNELS) is None
 
 
 def test_default_lbp_matches_scikit_image() -> None:
