@@ -448,15 +448,23 @@ def _moments_from_histograms(hist: np.ndarray, count: int) -> np.ndarray:
     """_colour_moments from (n, 6, 256) pixel counts per value of H, S, V, Y, Cr, Cb
     over `count` sampled pixels."""
     n = len(hist)
-    sums = (hist.reshape(n * 6, 256) / count) @ _moment_tables().T  # E[x], E[x^2], E[x^3], E[cos h], E[sin h]
-    sums = sums.reshape(n, 6, 5)
-    e1, e2, e3 = (sums[:, 1:, k] for k in range(3))  # S, V, Y, Cr, Cb
-    var = np.maximum(e2 - e1**2, 0.0)
-    std = np.sqrt(var)
-    third = e3 - 3 * e1 * e2 + 2 * e1**3  # E[(x - mean)^3]
-    skew = np.where(std > 1e-6, third / np.maximum(std, 1e-6) ** 3, 0.0)  # flat channel: 0, not nan
-    hue = sums[:, 0, 3:]
-    return np.concatenate([e1, std, skew, hue], axis=1)
+    # E[x], E[x^2], E[x^3], E[cos h], E[sin h] of each channel
+    sums = (np.dot(hist.reshape(n * 6, 256), _moment_tables_t()) / count).reshape(n, 6, 5)
+    e1, e2, e3 = sums[:, 1:, 0], sums[:, 1:, 1], sums[:, 1:, 2]  # S, V, Y, Cr, Cb
+    var = e2 - e1 * e1
+    std = np.sqrt(np.maximum(var, 0.0, out=var), out=var)
+    third = e3 - e1 * (3 * e2 - 2 * e1 * e1)  # E[(x - mean)^3]
+    skew = third / np.maximum(std, 1e-6) ** 3
+    skew[std <= 1e-6] = 0.0  # a flat channel: 0, not nan
+    return np.concatenate([e1, std, skew, sums[:, 0, 3:]], axis=1)
+
+
+@functools.lru_cache(maxsize=1)
+def _moment_tables_t() -> np.ndarray:
+    """_moment_tables() transposed, C-contiguous: (256, 5)."""
+    table = np.ascontiguousarray(_moment_tables().T)
+    table.flags.writeable = False
+    return table
 
 
 # --- the 4-point fast path ------------------------------------------------------
@@ -477,7 +485,7 @@ _WORD = 64  # pixels per packed uint64 word
 class _FastPlan(NamedTuple):
     """Tables of the 4-point fast path for one (radii, size, channels)."""
 
-    offsets: tuple[tuple[int, ...], ...]  # per radius, the flat offsets of points 0-3 (dy * size + dx)
+    offsets: tuple[int, ...]  # flat offsets (dy * size + dx) of radius 0's points 0-3, then radius 1's, ...
     plane: int  # pixels per channel plane: size * size rounded up to whole words
     picks: tuple[int, ...]  # mixChannels' fromTo pairs: HSV + YCrCb channel -> plane, for the wanted channels
     masks: np.ndarray  # (len(radii), planes * plane / 64) uint64: the pixels each radius counts, packed
@@ -494,7 +502,7 @@ def _fast_plan(points: int, radii: tuple[int, ...], size: int, channels: tuple[s
         plan = _lbp_plan(points, r, size)
         if plan.groups or [p for p, _ in plan.pixels] != list(range(points)):
             return None
-        offsets.append(tuple(off for _, off in plan.pixels))
+        offsets += [off for _, off in plan.pixels]
     plane = -(-size * size // _WORD) * _WORD
     n = len(channels)
     picks = []
@@ -525,7 +533,7 @@ def _fast_buffers(size: int, plan: _FastPlan) -> tuple[np.ndarray, np.ndarray, l
     if cached is None or cached[0] != key:
         n_planes = len(plan.picks) // 2
         total = n_planes * plan.plane
-        pad = max(max(offsets) for offsets in plan.offsets)  # the largest shift, dy * size + dx
+        pad = max(plan.offsets)  # the largest shift
         flat = np.zeros(total + 2 * pad, dtype=np.uint8)
         centre = flat[pad : pad + total]
         planes = [centre[j * plan.plane : j * plan.plane + size * size].reshape(size, size) for j in range(n_planes)]
@@ -541,37 +549,36 @@ def _features_fast(
     flat, ge, planes, pad = _fast_buffers(size, plan)
     n_chan, total = len(planes), len(ge)
     centre = flat[pad : pad + total]
-    words = total // _WORD
-    bits = np.empty((4, len(radii), words), dtype=np.uint64)  # point, radius, packed pixels
+    bits = np.empty((len(plan.offsets), total // 8), dtype=np.uint8)  # the comparisons, packed
+    sel = np.empty((5, len(radii), total // _WORD), dtype=np.uint64)  # the pixels of each count
     counts = np.empty((len(crops), n_chan, len(radii), 6), dtype=np.float64)
     mhist = np.empty((len(crops), 6, 256), dtype=np.float64) if moments else None
-    m = plan.masks
     for f, crop in enumerate(crops):
-        cv2.mixChannels([cv2.cvtColor(crop, cv2.COLOR_BGR2HSV), cv2.cvtColor(crop, cv2.COLOR_BGR2YCrCb)], planes, plan.picks)
-        for i, offsets in enumerate(plan.offsets):
-            for p, off in enumerate(offsets):
-                np.greater_equal(flat[pad + off : pad + off + total], centre, out=ge)
-                bits[p, i] = np.packbits(ge).view(np.uint64)
-        a, b, c, d = bits
+        converted = [cv2.cvtColor(crop, cv2.COLOR_BGR2HSV), cv2.cvtColor(crop, cv2.COLOR_BGR2YCrCb)]
+        cv2.mixChannels(converted, planes, plan.picks)
+        for k, off in enumerate(plan.offsets):  # radius by radius, point by point
+            # One comparison at a time, packed at once: the bools of all would not stay in cache.
+            np.greater_equal(flat[pad + off : pad + off + total], centre, out=ge)
+            bits[k] = np.packbits(ge)
+        a, b, c, d = bits.view(np.uint64).reshape(len(radii), 4, -1).transpose(1, 0, 2)
         # Points 0-3 lie right, up, left, down. x: the horizontal pair differs; y: the vertical one.
         # Both differ: two adjacent ones (bin 2). One differs: one or three ones, three when
         # the other pair is ones. Neither: 0000, 1111, or opposite ones (0101, 1010: bin 5).
         x, y = a ^ c, b ^ d
-        same = ~(x | y) & m
-        one_differs = (x ^ y) & m
-        sel = np.stack([
-            one_differs,  # ones + threes
-            one_differs & ((x & b) | (y & a)),  # threes
-            x & y & m,  # twos (uniform)
-            same & a & b,  # fours
-            same & (a ^ b),  # opposite: not uniform
-        ])
+        same = ~(x | y)
+        np.bitwise_xor(x, y, out=sel[0])  # one pair differs
+        np.bitwise_and(sel[0], (x & b) | (y & a), out=sel[1])  # ... and the other pair is ones
+        np.bitwise_and(x, y, out=sel[2])
+        np.bitwise_and(same, a & b, out=sel[3])
+        np.bitwise_and(same, a ^ b, out=sel[4])
+        sel &= plan.masks  # the pixels each radius counts
+        # per radius and channel: ones + threes, threes, twos, fours, opposite ones
         k13, k3, k2, k4, k5 = np.bitwise_count(sel).reshape(5, len(radii), n_chan, -1).sum(axis=3, dtype=np.int64)
         bins = counts[f].transpose(2, 1, 0)  # bin, radius, channel
         bins[1], bins[2], bins[3], bins[4], bins[5] = k13 - k3, k2, k3, k4, k5
         bins[0] = plan.count[:, None] - bins[1:].sum(axis=0)
         if moments:
-            mhist[f] = _moment_histograms(crop)
+            mhist[f] = _moment_histograms(converted)
     feats = (counts / plan.count[:, None]).reshape(len(crops), -1)
     if moments:
         sampled = (-(-size // _MOMENT_STEP)) ** 2  # pixels per channel in the sample
@@ -579,22 +586,20 @@ def _features_fast(
     return feats.astype(np.float32)
 
 
-def _moment_histograms(crop: np.ndarray) -> np.ndarray:
+def _moment_histograms(converted: list[np.ndarray]) -> np.ndarray:
     """(6, 256) counts of each value of H, S, V, Y, Cr, Cb over the pixels _colour_moments
-    samples. Converting the sampled pixels is converting all and sampling: OpenCV
-    converts pixel by pixel."""
-    h, w = crop.shape[:2]
-    if h % _MOMENT_STEP == 0 and w % _MOMENT_STEP == 0:
-        # Nearest neighbour at an integer factor takes pixel k * step: the same pixels
-        # as the slice, copied several times faster than NumPy copies a strided image.
-        sample = cv2.resize(crop, (w // _MOMENT_STEP, h // _MOMENT_STEP), interpolation=cv2.INTER_NEAREST)
-    else:
-        sample = np.ascontiguousarray(crop[::_MOMENT_STEP, ::_MOMENT_STEP])
+    samples, from a crop's HSV and YCrCb images."""
     out = np.empty((6, 256), dtype=np.float64)
-    for s, conversion in enumerate((cv2.COLOR_BGR2HSV, cv2.COLOR_BGR2YCrCb)):
-        converted = cv2.cvtColor(sample, conversion)
+    for s, image in enumerate(converted):
+        h, w = image.shape[:2]
+        if h % _MOMENT_STEP == 0 and w % _MOMENT_STEP == 0:
+            # Nearest neighbour at an integer factor takes pixel k * step: the same pixels
+            # as the slice, copied several times faster than NumPy copies a strided image.
+            sample = cv2.resize(image, (w // _MOMENT_STEP, h // _MOMENT_STEP), interpolation=cv2.INTER_NEAREST)
+        else:
+            sample = np.ascontiguousarray(image[::_MOMENT_STEP, ::_MOMENT_STEP])
         for k in range(3):
-            out[3 * s + k] = cv2.calcHist([converted], [k], None, [256], [0, 256])[:, 0]
+            out[3 * s + k] = cv2.calcHist([sample], [k], None, [256], [0, 256])[:, 0]
     return out
 
 
