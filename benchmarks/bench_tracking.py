@@ -19,7 +19,8 @@ Per N and video:
             matched to one tracked box (greedy by IoU), unmatched counts as 0
   both      frames where both found a face / frames where the SSD found one
   extra     frames where only the tracked boxes show a face / all frames
-  detect    fraction of frames that ran the SSD (every N-th, plus lost tracks)
+  detect    fraction of frames that ran the SSD (every N-th, plus lost tracks, plus
+            every frame while no face is tracked unless --no-search-empty)
   step ms   median time of one tracker step (reset time is counted in the speed-up)
   speed-up  (decode + SSD on every frame) / (decode + SSD on the detected frames +
             tracker resets and steps), summed over the video's frames
