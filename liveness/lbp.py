@@ -487,7 +487,8 @@ class _FastPlan(NamedTuple):
 
     offsets: tuple[int, ...]  # flat offsets (dy * size + dx) of radius 0's points 0-3, then radius 1's, ...
     plane: int  # pixels per channel plane: size * size rounded up to whole words
-    picks: tuple[int, ...]  # mixChannels' fromTo pairs: HSV + YCrCb channel -> plane, for the wanted channels
+    picks: tuple[int, ...]  # mixChannels' fromTo pairs, HSV + YCrCb channel -> plane: the LBP channels, then the rest
+    order: tuple[int, ...]  # the CHANNELS index of each plane
     masks: np.ndarray  # (len(radii), planes * plane / 64) uint64: the pixels each radius counts, packed
     count: np.ndarray  # (len(radii),) float64: pixels counted per channel at each radius
 
@@ -505,9 +506,10 @@ def _fast_plan(points: int, radii: tuple[int, ...], size: int, channels: tuple[s
         offsets += [off for _, off in plan.pixels]
     plane = -(-size * size // _WORD) * _WORD
     n = len(channels)
-    picks = []
-    for j, c in enumerate(channels):
-        picks += [CHANNELS.index(c), j]  # HSV then YCrCb: CHANNELS' order is mixChannels' numbering
+    # All six planes (the colour moments need them), the LBP channels first, so that the
+    # comparisons run over those alone. HSV then YCrCb: CHANNELS' order is mixChannels' numbering.
+    order = tuple(CHANNELS.index(c) for c in channels) + tuple(i for i, c in enumerate(CHANNELS) if c not in channels)
+    picks = [v for j, i in enumerate(order) for v in (i, j)]
     masks = np.zeros((len(radii), n, plane), dtype=bool)
     for i, r in enumerate(radii):
         inside = np.zeros((size, size), dtype=bool)
@@ -516,28 +518,26 @@ def _fast_plan(points: int, radii: tuple[int, ...], size: int, channels: tuple[s
     masks = np.packbits(masks.reshape(len(radii), -1), axis=1).view(np.uint64)
     masks.flags.writeable = False
     count = np.array([(size - 2 * r) ** 2 for r in radii], dtype=np.float64)
-    return _FastPlan(tuple(offsets), plane, tuple(picks), masks, count)
+    return _FastPlan(tuple(offsets), plane, tuple(picks), order, masks, count)
 
 
 _work = threading.local()  # per thread: the fast path's buffers, reused from call to call
 
 
-def _fast_buffers(size: int, plan: _FastPlan) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], int]:
-    """(flat, ge, planes, pad) for this thread: `flat` is the channel planes end to end
-    with `pad` zeros either side (zeros also in the gaps that round planes up to whole
-    words: border pixels' samples land there and are never counted, so they stay
-    zero); `planes` are its (size, size) views; `ge` is the comparison buffer.
-    Reusing them saves the page faults of fresh ones on every call."""
+def _fast_buffers(size: int, n_lbp: int, plan: _FastPlan) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], int]:
+    """(flat, ge, planes, pad) for this thread: `flat` is the six channel planes end to
+    end with `pad` zeros either side (zeros also in the gaps that round planes up to
+    whole words: border pixels' samples land there and are never counted, so they stay
+    zero); `planes` are its (size, size) views; `ge` is the buffer of one comparison
+    over the first n_lbp planes. Reusing them saves the page faults of fresh ones on
+    every call."""
     key = (size, plan)
     cached = getattr(_work, "buffers", None)
     if cached is None or cached[0] != key:
-        n_planes = len(plan.picks) // 2
-        total = n_planes * plan.plane
         pad = max(plan.offsets)  # the largest shift
-        flat = np.zeros(total + 2 * pad, dtype=np.uint8)
-        centre = flat[pad : pad + total]
-        planes = [centre[j * plan.plane : j * plan.plane + size * size].reshape(size, size) for j in range(n_planes)]
-        cached = (key, (flat, np.empty(total, dtype=np.bool_), planes, pad))
+        flat = np.zeros(6 * plan.plane + 2 * pad, dtype=np.uint8)
+        planes = [flat[pad + j * plan.plane : pad + j * plan.plane + size * size].reshape(size, size) for j in range(6)]
+        cached = (key, (flat, np.empty(n_lbp * plan.plane, dtype=np.bool_), planes, pad))
         _work.buffers = cached
     return cached[1]
 
@@ -546,16 +546,17 @@ def _features_fast(
     crops: list[np.ndarray], size: int, radii: tuple[int, ...], channels: tuple[str, ...], moments: bool, plan: _FastPlan
 ) -> np.ndarray:
     """_features for 4-point settings (see "the 4-point fast path")."""
-    flat, ge, planes, pad = _fast_buffers(size, plan)
-    n_chan, total = len(planes), len(ge)
+    n_chan = len(channels)
+    flat, ge, planes, pad = _fast_buffers(size, n_chan, plan)
+    total = len(ge)
     centre = flat[pad : pad + total]
     bits = np.empty((len(plan.offsets), total // 8), dtype=np.uint8)  # the comparisons, packed
     sel = np.empty((5, len(radii), total // _WORD), dtype=np.uint64)  # the pixels of each count
+    tmp = np.empty((4, len(radii), total // _WORD), dtype=np.uint64)
     counts = np.empty((len(crops), n_chan, len(radii), 6), dtype=np.float64)
     mhist = np.empty((len(crops), 6, 256), dtype=np.float64) if moments else None
     for f, crop in enumerate(crops):
-        converted = [cv2.cvtColor(crop, cv2.COLOR_BGR2HSV), cv2.cvtColor(crop, cv2.COLOR_BGR2YCrCb)]
-        cv2.mixChannels(converted, planes, plan.picks)
+        cv2.mixChannels([cv2.cvtColor(crop, cv2.COLOR_BGR2HSV), cv2.cvtColor(crop, cv2.COLOR_BGR2YCrCb)], planes, plan.picks)
         for k, off in enumerate(plan.offsets):  # radius by radius, point by point
             # One comparison at a time, packed at once: the bools of all would not stay in cache.
             np.greater_equal(flat[pad + off : pad + off + total], centre, out=ge)
@@ -564,13 +565,16 @@ def _features_fast(
         # Points 0-3 lie right, up, left, down. x: the horizontal pair differs; y: the vertical one.
         # Both differ: two adjacent ones (bin 2). One differs: one or three ones, three when
         # the other pair is ones. Neither: 0000, 1111, or opposite ones (0101, 1010: bin 5).
-        x, y = a ^ c, b ^ d
-        same = ~(x | y)
+        x, y, t, u = tmp
+        np.bitwise_xor(a, c, out=x)
+        np.bitwise_xor(b, d, out=y)
         np.bitwise_xor(x, y, out=sel[0])  # one pair differs
-        np.bitwise_and(sel[0], (x & b) | (y & a), out=sel[1])  # ... and the other pair is ones
-        np.bitwise_and(x, y, out=sel[2])
-        np.bitwise_and(same, a & b, out=sel[3])
-        np.bitwise_and(same, a ^ b, out=sel[4])
+        np.bitwise_or(np.bitwise_and(x, b, out=t), np.bitwise_and(y, a, out=u), out=t)
+        np.bitwise_and(sel[0], t, out=sel[1])  # ... and the other pair is ones
+        np.bitwise_and(x, y, out=sel[2])  # both differ
+        np.invert(np.bitwise_or(x, y, out=t), out=t)  # neither differs
+        np.bitwise_and(t, np.bitwise_and(a, b, out=u), out=sel[3])
+        np.bitwise_and(t, np.bitwise_xor(a, b, out=u), out=sel[4])
         sel &= plan.masks  # the pixels each radius counts
         # per radius and channel: ones + threes, threes, twos, fours, opposite ones
         k13, k3, k2, k4, k5 = np.bitwise_count(sel).reshape(5, len(radii), n_chan, -1).sum(axis=3, dtype=np.int64)
@@ -578,7 +582,7 @@ def _features_fast(
         bins[1], bins[2], bins[3], bins[4], bins[5] = k13 - k3, k2, k3, k4, k5
         bins[0] = plan.count[:, None] - bins[1:].sum(axis=0)
         if moments:
-            mhist[f] = _moment_histograms(converted)
+            mhist[f] = _moment_histograms(planes, plan.order)
     feats = (counts / plan.count[:, None]).reshape(len(crops), -1)
     if moments:
         sampled = (-(-size // _MOMENT_STEP)) ** 2  # pixels per channel in the sample
@@ -586,20 +590,19 @@ def _features_fast(
     return feats.astype(np.float32)
 
 
-def _moment_histograms(converted: list[np.ndarray]) -> np.ndarray:
+def _moment_histograms(planes: list[np.ndarray], order: tuple[int, ...]) -> np.ndarray:
     """(6, 256) counts of each value of H, S, V, Y, Cr, Cb over the pixels _colour_moments
-    samples, from a crop's HSV and YCrCb images."""
+    samples, from the fast path's six (size, size) planes (plane j is CHANNELS[order[j]])."""
+    step, size = _MOMENT_STEP, len(planes[0])
     out = np.empty((6, 256), dtype=np.float64)
-    for s, image in enumerate(converted):
-        h, w = image.shape[:2]
-        if h % _MOMENT_STEP == 0 and w % _MOMENT_STEP == 0:
-            # Nearest neighbour at an integer factor takes pixel k * step: the same pixels
-            # as the slice, copied several times faster than NumPy copies a strided image.
-            sample = cv2.resize(image, (w // _MOMENT_STEP, h // _MOMENT_STEP), interpolation=cv2.INTER_NEAREST)
+    for j, i in enumerate(order):
+        if size % step == 0:
+            # No copy: every step-th row, seen as an image of `step` channels whose first
+            # channel is every step-th pixel, which calcHist counts in place.
+            sample = planes[j].reshape(size // step, step, size // step, step)[:, 0]
         else:
-            sample = np.ascontiguousarray(image[::_MOMENT_STEP, ::_MOMENT_STEP])
-        for k in range(3):
-            out[3 * s + k] = cv2.calcHist([sample], [k], None, [256], [0, 256])[:, 0]
+            sample = np.ascontiguousarray(planes[j][::step, ::step, None])
+        out[i] = cv2.calcHist([sample], [0], None, [256], [0, 256])[:, 0]
     return out
 
 
