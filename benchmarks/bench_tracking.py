@@ -4,6 +4,7 @@ Usage:
     python benchmarks/bench_tracking.py                          # the shared videos, N = 2 3 5 8
     python benchmarks/bench_tracking.py --every 3 --max-frames 100 --videos a.mp4 b.mp4
     python benchmarks/bench_tracking.py --mil                    # also cv2.TrackerMIL at the default N
+    python benchmarks/bench_tracking.py --decisions              # also real/fake decision agreement
 
 One pass over each video's frames. Every frame is decoded and run through the SSD
 (the reference), each timed; then, for every N, the schedule liveness.motion describes
@@ -24,6 +25,11 @@ Per N and video:
   step ms   median time of one tracker step (reset time is counted in the speed-up)
   speed-up  (decode + SSD on every frame) / (decode + SSD on the detected frames +
             tracker resets and steps), summed over the video's frames
+  decisions (with --decisions) frames where the SSD found a face and every one of its
+            faces gets the same real/fake decision from its tracked box as from its SSD box
+            (unsmoothed, threshold 0.5), by a colour-LBP model (DEFAULT_SETTINGS) fitted
+            in memory on ../shared/data/crops; the videos' subjects are in those crops,
+            so the model is optimistic, but agreement is what is measured, not accuracy
 
 Nothing asserts here; tests/test_motion.py checks the default on two videos.
 """
@@ -65,6 +71,7 @@ class Run:
     frames: int = 0
     seconds: float = 0.0  # decode + SSD where it ran + tracker time
     steps: list[float] = field(default_factory=list)
+    agree: int = 0  # frames with a face whose decisions all match the every-frame SSD's
 
     def row(self, reference_seconds: float) -> dict:
         return {
@@ -78,6 +85,7 @@ class Run:
             "detect_fraction": self.detections / self.frames if self.frames else float("nan"),
             "step_ms": 1000 * statistics.median(self.steps) if self.steps else float("nan"),
             "speedup": reference_seconds / self.seconds if self.seconds else float("nan"),
+            "decisions": self.agree / self.ref_frames if self.ref_frames else float("nan"),
         }
 
 
@@ -121,27 +129,64 @@ class _MILTracker:
         return out
 
 
-def _score(run: Run, ref_boxes: list, boxes: list, tracked: bool) -> None:
+def _score(run: Run, ref_boxes: list, boxes: list, tracked: bool, decide=None, ref_decisions=None) -> None:
+    """Add one frame's figures to `run`; decide(boxes) -> list of bools, when decisions are measured."""
     from liveness.tracking import greedy_match, iou_matrix
 
     run.frames += 1
     if ref_boxes:
         run.ref_frames += 1
         run.both += bool(boxes)
-        if tracked:
-            overlaps = iou_matrix(ref_boxes, boxes)
-            matched = {r: overlaps[r, c] for r, c in greedy_match(overlaps, min_iou=1e-9)}
-            run.ious.extend(float(matched.get(r, 0.0)) for r in range(len(ref_boxes)))
+        if not tracked:
+            run.agree += 1  # the SSD's own boxes: the same decisions
+            return
+        overlaps = iou_matrix(ref_boxes, boxes)
+        pairs = dict(greedy_match(overlaps, min_iou=1e-9))
+        run.ious.extend(float(overlaps[r, pairs[r]]) if r in pairs else 0.0 for r in range(len(ref_boxes)))
+        if decide is not None and len(pairs) == len(ref_boxes):
+            mine = decide([boxes[pairs[r]] for r in range(len(ref_boxes))])
+            run.agree += mine == ref_decisions
     elif boxes:
         run.extra += 1
 
 
+def crop_decider(model, threshold: float = 0.5):
+    """frame -> (boxes -> list of live decisions), scoring the boxes' crops (no padding) with `model`."""
+    def for_frame(frame):
+        def decide(boxes):
+            crops = [frame[y1:y2, x1:x2] for x1, y1, x2, y2 in boxes]
+            return [bool(p >= threshold) for p in model.score(crops)]
+        return decide
+    return for_frame
+
+
+def fit_lbp_model(data: Path):
+    """A colour-LBP model (DEFAULT_SETTINGS) fitted in memory on every shared crop."""
+    import cv2
+    import numpy as np
+
+    from liveness.lbp import DEFAULT_SETTINGS, LBPClassifier
+
+    faces, labels = [], []
+    for label, live in (("real", 1), ("fake", 0)):
+        for path in sorted((data / "crops").glob(f"*/{label}/*.png")):
+            image = cv2.imread(str(path))
+            if image is not None:
+                faces.append(image)
+                labels.append(live)
+    if not faces:
+        raise UserError(f"no crops under {data / 'crops'} to fit the decision model on")
+    LOGGER.info("fitting a colour-LBP model on %d crops", len(faces))
+    return LBPClassifier.from_settings(DEFAULT_SETTINGS).fit(faces, np.array(labels))
+
+
 def measure_video(
-    path: Path, every: list[int], detector, max_frames: int, mil_every: int | None = None, search_empty: bool = True
+    path: Path, every: list[int], detector, max_frames: int, mil_every: int | None = None, search_empty: bool = True,
+    decider=None,
 ) -> dict:
     """One pass over the video; returns {"video", "frames", "ssd_ms", "decode_ms", "rows": [...]}.
     search_empty: detect on every frame while no face is tracked (as liveness.motion's
-    docstring does); else only every N-th."""
+    docstring does); else only every N-th. decider: crop_decider(model), to measure decisions."""
     import cv2
 
     from liveness.motion import DEFAULT_MAX_SIDE, DetectSchedule, FlowTracker
@@ -164,6 +209,8 @@ def measure_video(
             t2 = time.perf_counter()
             decode_s.append(t1 - t0)
             ssd_s.append(t2 - t1)
+            decide = decider(frame) if decider is not None else None
+            ref_decisions = decide(ref) if decide is not None and ref else None
             for _, schedule, tracker, run in policies:
                 spent = t1 - t0
                 tracked = None
@@ -185,7 +232,7 @@ def measure_video(
                 else:
                     boxes = [b for b, _ in tracked]
                 run.seconds += spent
-                _score(run, ref, boxes, tracked is not None)
+                _score(run, ref, boxes, tracked is not None, decide, ref_decisions)
             n += 1
     finally:
         cap.release()
@@ -216,6 +263,7 @@ def run(
     max_frames: int = DEFAULT_MAX_FRAMES,
     mil: bool = False,
     search_empty: bool = True,
+    decisions: bool = False,
     json_path: Path | None = None,
 ) -> list[dict]:
     """Measure every video; print one table; optionally write the figures as JSON."""
@@ -230,25 +278,26 @@ def run(
         ensure_parent_dir(Path(json_path), "--json file")
     videos = [Path(v) for v in videos] if videos else find_videos(Path(data))
     detector = FaceDetector()
+    decider = crop_decider(fit_lbp_model(Path(data))) if decisions else None
     results = []
     for path in videos:
         LOGGER.info("measuring %s", path)
-        results.append(measure_video(path, every, detector, max_frames, DEFAULT_DETECT_EVERY if mil else None, search_empty))
+        results.append(measure_video(path, every, detector, max_frames, DEFAULT_DETECT_EVERY if mil else None, search_empty, decider))
 
     print(f"{'video':32s} {'policy':10s} {'frames':>6s} {'iou':>6s} {'p10':>6s} {'both':>6s} {'extra':>6s} "
-          f"{'detect':>6s} {'step ms':>7s} {'ssd ms':>7s} {'speed-up':>8s}")
+          f"{'detect':>6s} {'step ms':>7s} {'ssd ms':>7s} {'speed-up':>8s} {'decide':>6s}")
     for r in results:
         name = "/".join(Path(r["video"]).parts[-2:])
         for row in r["rows"]:
             print(f"{name:32s} {row['policy']:10s} {row['frames']:6d} {row['median_iou']:6.3f} {row['p10_iou']:6.3f} "
                   f"{row['both']:6.3f} {row['extra']:6.3f} {row['detect_fraction']:6.3f} {row['step_ms']:7.2f} "
-                  f"{r['ssd_ms']:7.1f} {row['speedup']:7.2f}x")
+                  f"{r['ssd_ms']:7.1f} {row['speedup']:7.2f}x {row['decisions']:6.3f}")
     # Over all videos: pooled medians would weight long videos; these are medians of the per-video figures.
     for policy in [row["policy"] for row in results[0]["rows"]]:
         rows = [row for r in results for row in r["rows"] if row["policy"] == policy]
-        med = {k: statistics.median(row[k] for row in rows) for k in ("median_iou", "both", "detect_fraction", "step_ms", "speedup")}
+        med = {k: statistics.median(row[k] for row in rows) for k in ("median_iou", "both", "detect_fraction", "step_ms", "speedup", "decisions")}
         print(f"{'median over videos':32s} {policy:10s} {'':6s} {med['median_iou']:6.3f} {'':6s} {med['both']:6.3f} {'':6s} "
-              f"{med['detect_fraction']:6.3f} {med['step_ms']:7.2f} {'':7s} {med['speedup']:7.2f}x")
+              f"{med['detect_fraction']:6.3f} {med['step_ms']:7.2f} {'':7s} {med['speedup']:7.2f}x {med['decisions']:6.3f}")
     print(f"opencv {cv2.__version__}, {cv2.getNumThreads()} threads; at most {max_frames} frames per video")
     if json_path is not None:
         from liveness.fileio import atomic_write_text
@@ -266,6 +315,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--mil", action="store_true", help="also cv2.TrackerMIL at the default N")
     ap.add_argument("--no-search-empty", dest="search_empty", action="store_false",
                     help="while no face is tracked, detect every N-th frame only (default: every frame)")
+    ap.add_argument("--decisions", action="store_true", help="also real/fake decision agreement (fits an LBP model on the shared crops)")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
@@ -273,7 +323,8 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(opt: argparse.Namespace) -> int:
     setup_logging(opt.verbose)
-    run(videos=opt.videos, data=opt.data, every=opt.every, max_frames=opt.max_frames, mil=opt.mil, search_empty=opt.search_empty, json_path=opt.json)
+    run(videos=opt.videos, data=opt.data, every=opt.every, max_frames=opt.max_frames, mil=opt.mil, search_empty=opt.search_empty,
+        decisions=opt.decisions, json_path=opt.json)
     return 0
 
 
