@@ -471,12 +471,14 @@ def _moment_tables_t() -> np.ndarray:
 #
 # With 4 points at an integer radius (the default settings) every sample is a pixel
 # (right, up, left, down), so a bit is one uint8 comparison and no float64 is needed.
-# And a uniform 4-point code is fixed by few facts: its number of ones (bins 0-4), and
-# for two ones whether they sit opposite (0101, 1010: not uniform, bin 9 - 4 = 5). So
+# And the uniform bin of a 4-point code follows from two facts: which opposite pairs
+# (right/left, up/down) differ, and whether the pairs that do not differ are ones.
+# Both pairs differ: two adjacent ones (bin 2). One differs: one or three ones. Neither:
+# 0000 (bin 0), 1111 (bin 4), or two opposite ones (0101, 1010: not uniform, bin 5). So
 # the codes are never formed: each comparison is packed to one bit per pixel
-# (np.packbits), and the bins are counted on those bit planes, 64 pixels a word, with a
-# bit-sliced adder and np.bitwise_count. The channels are laid as planes, each starting
-# on a whole word, so that one reshape gives every channel's counts. Same bits, same
+# (np.packbits), and the bins are counted on those bit planes, 64 pixels a word, with
+# bitwise logic and np.bitwise_count. The channels are laid as planes, each starting on
+# a whole word, so that one reshape gives every channel's counts. Same bits, same
 # counts: the histograms equal the general path's exactly.
 
 _WORD = 64  # pixels per packed uint64 word
@@ -495,8 +497,9 @@ class _FastPlan(NamedTuple):
 
 @functools.lru_cache(maxsize=16)
 def _fast_plan(points: int, radii: tuple[int, ...], size: int, channels: tuple[str, ...]) -> _FastPlan | None:
-    """The fast path's tables, or None when these settings need the general path."""
-    if points != 4:
+    """The fast path's tables, or None when these settings need the general path (or
+    NumPy is older than 2.0, which brought np.bitwise_count)."""
+    if points != 4 or not hasattr(np, "bitwise_count"):
         return None
     offsets = []
     for r in radii:
@@ -562,9 +565,8 @@ def _features_fast(
             np.greater_equal(flat[pad + off : pad + off + total], centre, out=ge)
             bits[k] = np.packbits(ge)
         a, b, c, d = bits.view(np.uint64).reshape(len(radii), 4, -1).transpose(1, 0, 2)
-        # Points 0-3 lie right, up, left, down. x: the horizontal pair differs; y: the vertical one.
-        # Both differ: two adjacent ones (bin 2). One differs: one or three ones, three when
-        # the other pair is ones. Neither: 0000, 1111, or opposite ones (0101, 1010: bin 5).
+        # Points 0-3 lie right, up, left, down. x: the horizontal pair differs; y: the
+        # vertical one (see "the 4-point fast path" above).
         x, y, t, u = tmp
         np.bitwise_xor(a, c, out=x)
         np.bitwise_xor(b, d, out=y)
