@@ -25,11 +25,13 @@ Per N and video:
   step ms   median time of one tracker step (reset time is counted in the speed-up)
   speed-up  (decode + SSD on every frame) / (decode + SSD on the detected frames +
             tracker resets and steps), summed over the video's frames
-  decisions (with --decisions) frames where the SSD found a face and every one of its
+  decide    (with --decisions) frames where the SSD found a face and every one of its
             faces gets the same real/fake decision from its tracked box as from its SSD box
-            (unsmoothed, threshold 0.5), by a colour-LBP model (DEFAULT_SETTINGS) fitted
-            in memory on ../shared/data/crops; the videos' subjects are in those crops,
-            so the model is optimistic, but agreement is what is measured, not accuracy
+            (threshold 0.5), by a colour-LBP model (DEFAULT_SETTINGS) fitted in memory on
+            ../shared/data/crops; the videos' subjects are in those crops, so the model is
+            optimistic, but agreement is what is measured, not accuracy
+  smooth    the same, each stream's scores smoothed as the pipeline does
+            (liveness.tracking.FaceTracker, its default window)
 
 Nothing asserts here; tests/test_motion.py checks the default on two videos.
 """
@@ -56,6 +58,7 @@ LOGGER = logging.getLogger("liveness")
 DEFAULT_EVERY = (2, 3, 5, 8)
 DEFAULT_MAX_FRAMES = 300
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".avi", ".mkv")
+DECISION_THRESHOLD = 0.5  # live when the probability is at least this
 
 
 @dataclass
@@ -72,6 +75,8 @@ class Run:
     seconds: float = 0.0  # decode + SSD where it ran + tracker time
     steps: list[float] = field(default_factory=list)
     agree: int = 0  # frames with a face whose decisions all match the every-frame SSD's
+    agree_smooth: int = 0  # the same for the decisions on smoothed scores
+    smoother: object = None  # a liveness.tracking.FaceTracker, when decisions are measured
 
     def row(self, reference_seconds: float) -> dict:
         return {
@@ -86,6 +91,7 @@ class Run:
             "step_ms": 1000 * statistics.median(self.steps) if self.steps else float("nan"),
             "speedup": reference_seconds / self.seconds if self.seconds else float("nan"),
             "decisions": self.agree / self.ref_frames if self.ref_frames else float("nan"),
+            "decisions_smoothed": self.agree_smooth / self.ref_frames if self.ref_frames else float("nan"),
         }
 
 
@@ -129,35 +135,37 @@ class _MILTracker:
         return out
 
 
-def _score(run: Run, ref_boxes: list, boxes: list, tracked: bool, decide=None, ref_decisions=None) -> None:
-    """Add one frame's figures to `run`; decide(boxes) -> list of bools, when decisions are measured."""
+def _score(run: Run, ref_boxes: list, boxes: list, tracked: bool, scorer=None, ref_scores=None, ref_smooth=None) -> None:
+    """Add one frame's figures to `run`. With `scorer` (boxes -> live probabilities of
+    their crops in this frame), also its decisions: raw, and smoothed as the pipeline
+    smooths them (liveness.tracking.FaceTracker over each stream), against the SSD's
+    (ref_scores, ref_smooth: per reference box)."""
     from liveness.tracking import greedy_match, iou_matrix
 
     run.frames += 1
+    if scorer is not None:
+        scores = list(ref_scores) if not tracked else (scorer(boxes) if boxes else [])
+        smooth = [t.smoothed for t in run.smoother.update(boxes, scores)]
     if ref_boxes:
         run.ref_frames += 1
         run.both += bool(boxes)
-        if not tracked:
-            run.agree += 1  # the SSD's own boxes: the same decisions
-            return
         overlaps = iou_matrix(ref_boxes, boxes)
-        pairs = dict(greedy_match(overlaps, min_iou=1e-9))
-        run.ious.extend(float(overlaps[r, pairs[r]]) if r in pairs else 0.0 for r in range(len(ref_boxes)))
-        if decide is not None and len(pairs) == len(ref_boxes):
-            mine = decide([boxes[pairs[r]] for r in range(len(ref_boxes))])
-            run.agree += mine == ref_decisions
+        pairs = {r: r for r in range(len(ref_boxes))} if not tracked else dict(greedy_match(overlaps, min_iou=1e-9))
+        if tracked:
+            run.ious.extend(float(overlaps[r, pairs[r]]) if r in pairs else 0.0 for r in range(len(ref_boxes)))
+        if scorer is not None and len(pairs) == len(ref_boxes):
+            threshold = DECISION_THRESHOLD
+            run.agree += all((scores[pairs[r]] >= threshold) == (ref_scores[r] >= threshold) for r in pairs)
+            run.agree_smooth += all((smooth[pairs[r]] >= threshold) == (ref_smooth[r] >= threshold) for r in pairs)
     elif boxes:
         run.extra += 1
 
 
-def crop_decider(model, threshold: float = 0.5):
-    """frame -> (boxes -> list of live decisions), scoring the boxes' crops (no padding) with `model`."""
-    def for_frame(frame):
-        def decide(boxes):
-            crops = [frame[y1:y2, x1:x2] for x1, y1, x2, y2 in boxes]
-            return [bool(p >= threshold) for p in model.score(crops)]
-        return decide
-    return for_frame
+def crop_scorer(model, frame):
+    """boxes -> live probabilities of their crops in `frame` (no padding), by `model`."""
+    def score(boxes):
+        return [float(p) for p in model.score([frame[y1:y2, x1:x2] for x1, y1, x2, y2 in boxes])]
+    return score
 
 
 def fit_lbp_model(data: Path):
@@ -182,14 +190,15 @@ def fit_lbp_model(data: Path):
 
 def measure_video(
     path: Path, every: list[int], detector, max_frames: int, mil_every: int | None = None, search_empty: bool = True,
-    decider=None,
+    model=None,
 ) -> dict:
     """One pass over the video; returns {"video", "frames", "ssd_ms", "decode_ms", "rows": [...]}.
     search_empty: detect on every frame while no face is tracked (as liveness.motion's
-    docstring does); else only every N-th. decider: crop_decider(model), to measure decisions."""
+    docstring does); else only every N-th. model: an LBPClassifier, to measure decisions."""
     import cv2
 
     from liveness.motion import DEFAULT_MAX_SIDE, DetectSchedule, FlowTracker
+    from liveness.tracking import FaceTracker
 
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
@@ -197,6 +206,9 @@ def measure_video(
     policies = [(f"N={n}", DetectSchedule(n), FlowTracker(), Run(f"N={n}")) for n in every]
     if mil_every:
         policies.append((f"MIL N={mil_every}", DetectSchedule(mil_every), _MILTracker(DEFAULT_MAX_SIDE), Run(f"MIL N={mil_every}")))
+    ref_smoother = FaceTracker()
+    for *_, run in policies:
+        run.smoother = FaceTracker()
     decode_s, ssd_s, n = [], [], 0
     try:
         while n < max_frames:
@@ -209,8 +221,11 @@ def measure_video(
             t2 = time.perf_counter()
             decode_s.append(t1 - t0)
             ssd_s.append(t2 - t1)
-            decide = decider(frame) if decider is not None else None
-            ref_decisions = decide(ref) if decide is not None and ref else None
+            scorer = crop_scorer(model, frame) if model is not None else None
+            ref_scores = ref_smooth = None
+            if scorer is not None:
+                ref_scores = scorer(ref) if ref else []
+                ref_smooth = [t.smoothed for t in ref_smoother.update(ref, ref_scores)]
             for _, schedule, tracker, run in policies:
                 spent = t1 - t0
                 tracked = None
@@ -232,7 +247,7 @@ def measure_video(
                 else:
                     boxes = [b for b, _ in tracked]
                 run.seconds += spent
-                _score(run, ref, boxes, tracked is not None, decide, ref_decisions)
+                _score(run, ref, boxes, tracked is not None, scorer, ref_scores, ref_smooth)
             n += 1
     finally:
         cap.release()
@@ -278,26 +293,26 @@ def run(
         ensure_parent_dir(Path(json_path), "--json file")
     videos = [Path(v) for v in videos] if videos else find_videos(Path(data))
     detector = FaceDetector()
-    decider = crop_decider(fit_lbp_model(Path(data))) if decisions else None
+    model = fit_lbp_model(Path(data)) if decisions else None
     results = []
     for path in videos:
         LOGGER.info("measuring %s", path)
-        results.append(measure_video(path, every, detector, max_frames, DEFAULT_DETECT_EVERY if mil else None, search_empty, decider))
+        results.append(measure_video(path, every, detector, max_frames, DEFAULT_DETECT_EVERY if mil else None, search_empty, model))
 
     print(f"{'video':32s} {'policy':10s} {'frames':>6s} {'iou':>6s} {'p10':>6s} {'both':>6s} {'extra':>6s} "
-          f"{'detect':>6s} {'step ms':>7s} {'ssd ms':>7s} {'speed-up':>8s} {'decide':>6s}")
+          f"{'detect':>6s} {'step ms':>7s} {'ssd ms':>7s} {'speed-up':>8s} {'decide':>6s} {'smooth':>6s}")
     for r in results:
         name = "/".join(Path(r["video"]).parts[-2:])
         for row in r["rows"]:
             print(f"{name:32s} {row['policy']:10s} {row['frames']:6d} {row['median_iou']:6.3f} {row['p10_iou']:6.3f} "
                   f"{row['both']:6.3f} {row['extra']:6.3f} {row['detect_fraction']:6.3f} {row['step_ms']:7.2f} "
-                  f"{r['ssd_ms']:7.1f} {row['speedup']:7.2f}x {row['decisions']:6.3f}")
+                  f"{r['ssd_ms']:7.1f} {row['speedup']:7.2f}x {row['decisions']:6.3f} {row['decisions_smoothed']:6.3f}")
     # Over all videos: pooled medians would weight long videos; these are medians of the per-video figures.
     for policy in [row["policy"] for row in results[0]["rows"]]:
         rows = [row for r in results for row in r["rows"] if row["policy"] == policy]
-        med = {k: statistics.median(row[k] for row in rows) for k in ("median_iou", "both", "detect_fraction", "step_ms", "speedup", "decisions")}
+        med = {k: statistics.median(row[k] for row in rows) for k in ("median_iou", "both", "detect_fraction", "step_ms", "speedup", "decisions", "decisions_smoothed")}
         print(f"{'median over videos':32s} {policy:10s} {'':6s} {med['median_iou']:6.3f} {'':6s} {med['both']:6.3f} {'':6s} "
-              f"{med['detect_fraction']:6.3f} {med['step_ms']:7.2f} {'':7s} {med['speedup']:7.2f}x {med['decisions']:6.3f}")
+              f"{med['detect_fraction']:6.3f} {med['step_ms']:7.2f} {'':7s} {med['speedup']:7.2f}x {med['decisions']:6.3f} {med['decisions_smoothed']:6.3f}")
     print(f"opencv {cv2.__version__}, {cv2.getNumThreads()} threads; at most {max_frames} frames per video")
     if json_path is not None:
         from liveness.fileio import atomic_write_text
