@@ -168,8 +168,8 @@ def crop_scorer(model, frame):
     return score
 
 
-def fit_lbp_model(data: Path):
-    """A colour-LBP model (DEFAULT_SETTINGS) fitted in memory on every shared crop."""
+def fit_lbp_model(data: Path, every: int = 1):
+    """A colour-LBP model (DEFAULT_SETTINGS) fitted in memory on every `every`-th shared crop."""
     import cv2
     import numpy as np
 
@@ -177,7 +177,7 @@ def fit_lbp_model(data: Path):
 
     faces, labels = [], []
     for label, live in (("real", 1), ("fake", 0)):
-        for path in sorted((data / "crops").glob(f"*/{label}/*.png")):
+        for path in sorted((data / "crops").glob(f"*/{label}/*.png"))[::every]:
             image = cv2.imread(str(path))
             if image is not None:
                 faces.append(image)

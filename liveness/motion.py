@@ -43,7 +43,7 @@ import numpy as np
 
 Box = tuple[int, int, int, int]
 
-DEFAULT_DETECT_EVERY = 5  # frames per SSD run while tracking holds: chosen in benchmarks/bench_tracking.py
+DEFAULT_DETECT_EVERY = 4  # frames per SSD run while tracking holds: chosen in benchmarks/bench_tracking.py
 DEFAULT_MAX_SIDE = 320  # the flow runs on the frame halved until its longest side is at most 1.5x this
 DEFAULT_MAX_POINTS = 48  # corners followed per box
 DEFAULT_MIN_POINTS = 8  # fewer good points than this: the face is lost
