@@ -205,7 +205,8 @@ def measure_video(
         raise UserError(f"cannot open video {path}")
     policies = [(f"N={n}", DetectSchedule(n), FlowTracker(), Run(f"N={n}")) for n in every]
     if mil_every:
-        policies.append((f"MIL N={mil_every}", DetectSchedule(mil_every), _MILTracker(DEFAULT_MAX_SIDE), Run(f"MIL N={mil_every}")))
+        name = f"MIL N={mil_every}"
+        policies.append((name, DetectSchedule(mil_every), _MILTracker(DEFAULT_MAX_SIDE), Run(name)))
     ref_smoother = FaceTracker()
     for *_, run in policies:
         run.smoother = FaceTracker()
@@ -297,7 +298,8 @@ def run(
     results = []
     for path in videos:
         LOGGER.info("measuring %s", path)
-        results.append(measure_video(path, every, detector, max_frames, DEFAULT_DETECT_EVERY if mil else None, search_empty, model))
+        mil_every = DEFAULT_DETECT_EVERY if mil else None
+        results.append(measure_video(path, every, detector, max_frames, mil_every, search_empty, model))
 
     print(f"{'video':32s} {'policy':10s} {'frames':>6s} {'iou':>6s} {'p10':>6s} {'both':>6s} {'extra':>6s} "
           f"{'detect':>6s} {'step ms':>7s} {'ssd ms':>7s} {'speed-up':>8s} {'decide':>6s} {'smooth':>6s}")
@@ -310,9 +312,11 @@ def run(
     # Over all videos: pooled medians would weight long videos; these are medians of the per-video figures.
     for policy in [row["policy"] for row in results[0]["rows"]]:
         rows = [row for r in results for row in r["rows"] if row["policy"] == policy]
-        med = {k: statistics.median(row[k] for row in rows) for k in ("median_iou", "both", "detect_fraction", "step_ms", "speedup", "decisions", "decisions_smoothed")}
+        keys = ("median_iou", "both", "detect_fraction", "step_ms", "speedup", "decisions", "decisions_smoothed")
+        med = {k: statistics.median(row[k] for row in rows) for k in keys}
         print(f"{'median over videos':32s} {policy:10s} {'':6s} {med['median_iou']:6.3f} {'':6s} {med['both']:6.3f} {'':6s} "
-              f"{med['detect_fraction']:6.3f} {med['step_ms']:7.2f} {'':7s} {med['speedup']:7.2f}x {med['decisions']:6.3f} {med['decisions_smoothed']:6.3f}")
+              f"{med['detect_fraction']:6.3f} {med['step_ms']:7.2f} {'':7s} {med['speedup']:7.2f}x "
+              f"{med['decisions']:6.3f} {med['decisions_smoothed']:6.3f}")
     print(f"opencv {cv2.__version__}, {cv2.getNumThreads()} threads; at most {max_frames} frames per video")
     if json_path is not None:
         from liveness.fileio import atomic_write_text
@@ -330,7 +334,8 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--mil", action="store_true", help="also cv2.TrackerMIL at the default N")
     ap.add_argument("--no-search-empty", dest="search_empty", action="store_false",
                     help="while no face is tracked, detect every N-th frame only (default: every frame)")
-    ap.add_argument("--decisions", action="store_true", help="also real/fake decision agreement (fits an LBP model on the shared crops)")
+    ap.add_argument("--decisions", action="store_true",
+                    help="also real/fake decision agreement (fits an LBP model on the shared crops)")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
