@@ -76,7 +76,8 @@ class Run:
     steps: list[float] = field(default_factory=list)
     agree: int = 0  # frames with a face whose decisions all match the every-frame SSD's
     agree_smooth: int = 0  # the same for the decisions on smoothed scores
-    smoother: object = None  # a liveness.tracking.FaceTracker, when decisions are measured
+    smoother: object = None  # a liveness.tracking.FaceTracker
+    decided: bool = False  # decisions were measured
 
     def row(self, reference_seconds: float) -> dict:
         return {
@@ -90,8 +91,8 @@ class Run:
             "detect_fraction": self.detections / self.frames if self.frames else float("nan"),
             "step_ms": 1000 * statistics.median(self.steps) if self.steps else float("nan"),
             "speedup": reference_seconds / self.seconds if self.seconds else float("nan"),
-            "decisions": self.agree / self.ref_frames if self.ref_frames else float("nan"),
-            "decisions_smoothed": self.agree_smooth / self.ref_frames if self.ref_frames else float("nan"),
+            "decisions": self.agree / self.ref_frames if self.ref_frames and self.decided else float("nan"),
+            "decisions_smoothed": self.agree_smooth / self.ref_frames if self.ref_frames and self.decided else float("nan"),
         }
 
 
@@ -144,6 +145,7 @@ def _score(run: Run, ref_boxes: list, boxes: list, tracked: bool, scorer=None, r
 
     run.frames += 1
     if scorer is not None:
+        run.decided = True
         scores = list(ref_scores) if not tracked else (scorer(boxes) if boxes else [])
         smooth = [t.smoothed for t in run.smoother.update(boxes, scores)]
     if ref_boxes:
