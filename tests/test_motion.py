@@ -179,8 +179,8 @@ def lbp_model(shared_data):
 
 @pytest.mark.shared_data
 # subject02/real is the source of the speed benchmark's video; subject01/fake a portrait
-# phone recording. (subject01/real and subject02/fake sit one frame above 98% here:
-# benchmarks/bench_tracking.py --decisions reports every video.)
+# phone recording. (subject01/real and subject02/fake disagree on one frame of the 60
+# here, a second would fail: benchmarks/bench_tracking.py --decisions reports every video.)
 @pytest.mark.parametrize("video", ["subject02/real.mp4", "subject01/fake.mp4"])
 def test_tracked_boxes_agree_with_every_frame_detection(shared_data, lbp_model, video) -> None:
     from benchmarks.bench_tracking import measure_video
