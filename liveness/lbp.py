@@ -482,12 +482,6 @@ def _moment_tables_t() -> np.ndarray:
 # counts: the histograms equal the general path's exactly.
 
 _WORD = 64  # pixels per packed uint64 word
-# Bins 0-5 from the counts of (ones or threes, threes, twos, fours, opposite ones); bin 0
-# is what is left (_FastPlan.empty adds the pixels counted).
-_COUNTS_TO_BINS = np.array(
-    [[-1, 0, -1, -1, -1], [1, -1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 1, 0, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1]],
-    dtype=np.int64,
-)
 
 
 class _FastPlan(NamedTuple):
@@ -499,7 +493,6 @@ class _FastPlan(NamedTuple):
     order: tuple[int, ...]  # the CHANNELS index of each plane
     masks: np.ndarray  # (len(radii), planes * plane / 64) uint64: the pixels each radius counts, packed
     count: np.ndarray  # (len(radii),) float64: pixels counted per channel at each radius
-    empty: np.ndarray  # (6, len(radii), 1) int64: those pixels in bin 0, nothing elsewhere
 
 
 @functools.lru_cache(maxsize=16)
@@ -528,10 +521,7 @@ def _fast_plan(points: int, radii: tuple[int, ...], size: int, channels: tuple[s
     masks = np.packbits(masks.reshape(len(radii), -1), axis=1).view(np.uint64)
     masks.flags.writeable = False
     count = np.array([(size - 2 * r) ** 2 for r in radii], dtype=np.float64)
-    empty = np.zeros((6, len(radii), 1), dtype=np.int64)
-    empty[0, :, 0] = count
-    empty.flags.writeable = False
-    return _FastPlan(tuple(offsets), plane, tuple(picks), order, masks, count, empty)
+    return _FastPlan(tuple(offsets), plane, tuple(picks), order, masks, count)
 
 
 _work = threading.local()  # per thread: the fast path's buffers, reused from call to call
@@ -588,9 +578,11 @@ def _features_fast(
         np.bitwise_and(t, np.bitwise_and(a, b, out=u), out=sel[3])
         np.bitwise_and(t, np.bitwise_xor(a, b, out=u), out=sel[4])
         sel &= plan.masks  # the pixels each radius counts
-        # per radius and channel: ones + threes, threes, twos, fours, opposite ones -> bins 0-5
-        k = np.bitwise_count(sel).reshape(5, -1, n_chan, total // (_WORD * n_chan)).sum(axis=3, dtype=np.int64)
-        counts[f] = (np.tensordot(_COUNTS_TO_BINS, k, axes=1) + plan.empty).transpose(2, 1, 0)
+        # per radius and channel: ones + threes, threes, twos, fours, opposite ones
+        k13, k3, k2, k4, k5 = np.bitwise_count(sel).reshape(5, len(radii), n_chan, -1).sum(axis=3, dtype=np.int64)
+        bins = counts[f].transpose(2, 1, 0)  # bin, radius, channel
+        bins[1], bins[2], bins[3], bins[4], bins[5] = k13 - k3, k2, k3, k4, k5
+        bins[0] = plan.count[:, None] - bins[1:].sum(axis=0)
         if moments:
             mhist[f] = _moment_histograms(planes, plan.order)
     feats = (counts / plan.count[:, None]).reshape(len(crops), -1)
