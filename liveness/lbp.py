@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import pathlib
+import threading
 import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -465,22 +466,187 @@ def _colour_moments(chans: np.ndarray) -> np.ndarray:
     hist = np.empty((m, 256), dtype=np.float64)
     for i in range(m):
         hist[i] = cv2.calcHist([sample[i]], [0], None, [256], [0, 256])[:, 0]
-    hist /= sample[0].size
-    sums = hist @ _moment_tables().T  # (m, 5): E[x], E[x^2], E[x^3], E[cos h], E[sin h]
-    sums = sums.reshape(m // 6, 6, 5)
-    e1, e2, e3 = (sums[:, 1:, k] for k in range(3))  # S, V, Y, Cr, Cb
-    var = np.maximum(e2 - e1**2, 0.0)
-    std = np.sqrt(var)
-    third = e3 - 3 * e1 * e2 + 2 * e1**3  # E[(x - mean)^3]
-    skew = np.where(std > 1e-6, third / np.maximum(std, 1e-6) ** 3, 0.0)  # flat channel: 0, not nan
-    hue = sums[:, 0, 3:]
-    return np.concatenate([e1, std, skew, hue], axis=1)
+    return _moments_from_histograms(hist.reshape(m // 6, 6, 256), sample[0].size)
+
+
+def _moments_from_histograms(hist: np.ndarray, count: int) -> np.ndarray:
+    """_colour_moments from (n, 6, 256) pixel counts per value of H, S, V, Y, Cr, Cb
+    over `count` sampled pixels."""
+    n = len(hist)
+    # E[x], E[x^2], E[x^3], E[cos h], E[sin h] of each channel
+    sums = (np.dot(hist.reshape(n * 6, 256), _moment_tables_t()) / count).reshape(n, 6, 5)
+    e1, e2, e3 = sums[:, 1:, 0], sums[:, 1:, 1], sums[:, 1:, 2]  # S, V, Y, Cr, Cb
+    var = e2 - e1 * e1
+    std = np.sqrt(np.maximum(var, 0.0, out=var), out=var)
+    third = e3 - e1 * (3 * e2 - 2 * e1 * e1)  # E[(x - mean)^3]
+    skew = third / np.maximum(std, 1e-6) ** 3
+    skew[std <= 1e-6] = 0.0  # a flat channel: 0, not nan
+    return np.concatenate([e1, std, skew, sums[:, 0, 3:]], axis=1)
+
+
+@functools.lru_cache(maxsize=1)
+def _moment_tables_t() -> np.ndarray:
+    """_moment_tables() transposed, C-contiguous: (256, 5)."""
+    table = np.ascontiguousarray(_moment_tables().T)
+    table.flags.writeable = False
+    return table
+
+
+# --- the 4-point fast path ------------------------------------------------------
+#
+# With 4 points at an integer radius (the default settings) every sample is a pixel
+# (right, up, left, down), so a bit is one uint8 comparison and no float64 is needed.
+# And the uniform bin of a 4-point code follows from two facts: which opposite pairs
+# (right/left, up/down) differ, and whether the pairs that do not differ are ones.
+# Both pairs differ: two adjacent ones (bin 2). One differs: one or three ones. Neither:
+# 0000 (bin 0), 1111 (bin 4), or two opposite ones (0101, 1010: not uniform, bin 5). So
+# the codes are never formed: each comparison is packed to one bit per pixel
+# (np.packbits), and the bins are counted on those bit planes, 64 pixels a word, with
+# bitwise logic and np.bitwise_count. The channels are laid as planes, each starting on
+# a whole word, so that one reshape gives every channel's counts. Same bits, same
+# counts: the histograms equal the general path's exactly.
+
+_WORD = 64  # pixels per packed uint64 word
+
+
+class _FastPlan(NamedTuple):
+    """Tables of the 4-point fast path for one (radii, size, channels)."""
+
+    offsets: tuple[int, ...]  # flat offsets (dy * size + dx) of radius 0's points 0-3, then radius 1's, ...
+    plane: int  # pixels per channel plane: size * size rounded up to whole words
+    picks: tuple[int, ...]  # mixChannels' fromTo pairs, HSV + YCrCb channel -> plane: the LBP channels, then the rest
+    order: tuple[int, ...]  # the CHANNELS index of each plane
+    masks: np.ndarray  # (len(radii), planes * plane / 64) uint64: the pixels each radius counts, packed
+    count: np.ndarray  # (len(radii),) float64: pixels counted per channel at each radius
+
+
+@functools.lru_cache(maxsize=16)
+def _fast_plan(points: int, radii: tuple[int, ...], size: int, channels: tuple[str, ...]) -> _FastPlan | None:
+    """The fast path's tables, or None when these settings need the general path (or
+    NumPy is older than 2.0, which brought np.bitwise_count)."""
+    if points != 4 or not hasattr(np, "bitwise_count"):
+        return None
+    offsets = []
+    for r in radii:
+        plan = _lbp_plan(points, r, size)
+        if plan.groups or [p for p, _ in plan.pixels] != list(range(points)):
+            return None
+        offsets += [off for _, off in plan.pixels]
+    plane = -(-size * size // _WORD) * _WORD
+    n = len(channels)
+    # All six planes (the colour moments need them), the LBP channels first, so that the
+    # comparisons run over those alone. HSV then YCrCb: CHANNELS' order is mixChannels' numbering.
+    order = tuple(CHANNELS.index(c) for c in channels) + tuple(i for i, c in enumerate(CHANNELS) if c not in channels)
+    picks = [v for j, i in enumerate(order) for v in (i, j)]
+    masks = np.zeros((len(radii), n, plane), dtype=bool)
+    for i, r in enumerate(radii):
+        inside = np.zeros((size, size), dtype=bool)
+        inside[r : size - r, r : size - r] = True
+        masks[i, :, : size * size] = inside.reshape(-1)
+    masks = np.packbits(masks.reshape(len(radii), -1), axis=1).view(np.uint64)
+    masks.flags.writeable = False
+    count = np.array([(size - 2 * r) ** 2 for r in radii], dtype=np.float64)
+    return _FastPlan(tuple(offsets), plane, tuple(picks), order, masks, count)
+
+
+_work = threading.local()  # per thread: the fast path's buffers, reused from call to call
+
+
+def _fast_buffers(size: int, n_lbp: int, plan: _FastPlan) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], int]:
+    """(flat, ge, planes, pad) for this thread: `flat` is the six channel planes end to
+    end with `pad` zeros either side (zeros also in the gaps that round planes up to
+    whole words: border pixels' samples land there and are never counted, so they stay
+    zero); `planes` are its (size, size) views; `ge` is the buffer of one comparison
+    over the first n_lbp planes. Reusing them saves the page faults of fresh ones on
+    every call."""
+    key = (size, plan)
+    cached = getattr(_work, "buffers", None)
+    if cached is None or cached[0] != key:
+        pad = max(plan.offsets)  # the largest shift
+        flat = np.zeros(6 * plan.plane + 2 * pad, dtype=np.uint8)
+        planes = [flat[pad + j * plan.plane : pad + j * plan.plane + size * size].reshape(size, size) for j in range(6)]
+        cached = (key, (flat, np.empty(n_lbp * plan.plane, dtype=np.bool_), planes, pad))
+        _work.buffers = cached
+    return cached[1]
+
+
+def _features_fast(
+    crops: list[np.ndarray], size: int, radii: tuple[int, ...], channels: tuple[str, ...], moments: bool, plan: _FastPlan
+) -> np.ndarray:
+    """_features for 4-point settings (see "the 4-point fast path")."""
+    n_chan = len(channels)
+    flat, ge, planes, pad = _fast_buffers(size, n_chan, plan)
+    total = len(ge)
+    centre = flat[pad : pad + total]
+    bits = np.empty((len(plan.offsets), total // 8), dtype=np.uint8)  # the comparisons, packed
+    sel = np.empty((5, len(radii), total // _WORD), dtype=np.uint64)  # the pixels of each count
+    tmp = np.empty((4, len(radii), total // _WORD), dtype=np.uint64)
+    counts = np.empty((len(crops), n_chan, len(radii), 6), dtype=np.float64)
+    mhist = np.empty((len(crops), 6, 256), dtype=np.float64) if moments else None
+    for f, crop in enumerate(crops):
+        cv2.mixChannels([cv2.cvtColor(crop, cv2.COLOR_BGR2HSV), cv2.cvtColor(crop, cv2.COLOR_BGR2YCrCb)], planes, plan.picks)
+        for k, off in enumerate(plan.offsets):  # radius by radius, point by point
+            # One comparison at a time, packed at once: the bools of all would not stay in cache.
+            np.greater_equal(flat[pad + off : pad + off + total], centre, out=ge)
+            bits[k] = np.packbits(ge)
+        a, b, c, d = bits.view(np.uint64).reshape(len(radii), 4, -1).transpose(1, 0, 2)
+        # Points 0-3 lie right, up, left, down. x: the horizontal pair differs; y: the
+        # vertical one (see "the 4-point fast path" above).
+        x, y, t, u = tmp
+        np.bitwise_xor(a, c, out=x)
+        np.bitwise_xor(b, d, out=y)
+        np.bitwise_xor(x, y, out=sel[0])  # one pair differs
+        np.bitwise_or(np.bitwise_and(x, b, out=t), np.bitwise_and(y, a, out=u), out=t)
+        np.bitwise_and(sel[0], t, out=sel[1])  # ... and the other pair is ones
+        np.bitwise_and(x, y, out=sel[2])  # both differ
+        np.invert(np.bitwise_or(x, y, out=t), out=t)  # neither differs
+        np.bitwise_and(t, np.bitwise_and(a, b, out=u), out=sel[3])
+        np.bitwise_and(t, np.bitwise_xor(a, b, out=u), out=sel[4])
+        sel &= plan.masks  # the pixels each radius counts
+        # per radius and channel: ones + threes, threes, twos, fours, opposite ones
+        k13, k3, k2, k4, k5 = np.bitwise_count(sel).reshape(5, len(radii), n_chan, -1).sum(axis=3, dtype=np.int64)
+        bins = counts[f].transpose(2, 1, 0)  # bin, radius, channel
+        bins[1], bins[2], bins[3], bins[4], bins[5] = k13 - k3, k2, k3, k4, k5
+        bins[0] = plan.count[:, None] - bins[1:].sum(axis=0)
+        if moments:
+            mhist[f] = _moment_histograms(planes, plan.order)
+    feats = (counts / plan.count[:, None]).reshape(len(crops), -1)
+    if moments:
+        sampled = (-(-size // _MOMENT_STEP)) ** 2  # pixels per channel in the sample
+        feats = np.concatenate([feats, _moments_from_histograms(mhist, sampled)], axis=1)
+    return feats.astype(np.float32)
+
+
+def _moment_histograms(planes: list[np.ndarray], order: tuple[int, ...]) -> np.ndarray:
+    """(6, 256) counts of each value of H, S, V, Y, Cr, Cb over the pixels _colour_moments
+    samples, from the fast path's six (size, size) planes (plane j is CHANNELS[order[j]])."""
+    step, size = _MOMENT_STEP, len(planes[0])
+    out = np.empty((6, 256), dtype=np.float64)
+    for j, i in enumerate(order):
+        if size % step == 0:
+            # No copy: every step-th row, seen as an image of `step` channels whose first
+            # channel is every step-th pixel, which calcHist counts in place.
+            sample = planes[j].reshape(size // step, step, size // step, step)[:, 0]
+        else:
+            sample = np.ascontiguousarray(planes[j][::step, ::step, None])
+        out[i] = cv2.calcHist([sample], [0], None, [256], [0, 256])[:, 0]
+    return out
 
 
 def _features(
     crops: list[np.ndarray], size: int, points: int, radii: tuple[int, ...], channels: tuple[str, ...], moments: bool
 ) -> np.ndarray:
-    """(N, D) float32 features of resized BGR crops."""
+    """(N, D) float32 features of resized BGR crops: the 4-point fast path where it applies."""
+    plan = _fast_plan(points, radii, size, channels)
+    if plan is not None:
+        return _features_fast(crops, size, radii, channels, moments, plan)
+    return _features_general(crops, size, points, radii, channels, moments)
+
+
+def _features_general(
+    crops: list[np.ndarray], size: int, points: int, radii: tuple[int, ...], channels: tuple[str, ...], moments: bool
+) -> np.ndarray:
+    """(N, D) float32 features of resized BGR crops, for any settings."""
     chans = _channel_stack(crops, size)  # (N * 6, size, size)
     lbp_chans = chans
     if channels != CHANNELS:
