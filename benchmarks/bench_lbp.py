@@ -21,7 +21,6 @@ import logging
 import statistics
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from unittest import mock
 
@@ -50,9 +49,9 @@ def load_faces(data: Path, count: int) -> list:
 def run(*, data: Path = ROOT.parent / "shared" / "data", faces: int = 40, rounds: int = 15, batch: int = 1) -> dict:
     import numpy as np
 
-    from liveness import lbp
+    from liveness import lbp, lbp_kernel
 
-    settings = {k: v for k, v in asdict(lbp.DEFAULT_SETTINGS).items() if k != "C"}
+    settings = lbp.DEFAULT_SETTINGS.feature_kwargs()
     crops = load_faces(Path(data), faces)
     groups = [crops[i : i + batch] for i in range(0, len(crops), batch)]
 
@@ -64,10 +63,10 @@ def run(*, data: Path = ROOT.parent / "shared" / "data", faces: int = 40, rounds
         return (time.perf_counter() - t) / len(crops), (time.thread_time() - c) / len(crops)
 
     def general() -> tuple[float, float]:
-        with mock.patch.object(lbp, "_fast_plan", lambda *a: None):
+        with mock.patch.object(lbp_kernel, "_fast_plan", lambda *a: None):
             return fast()
 
-    with mock.patch.object(lbp, "_fast_plan", lambda *a: None):
+    with mock.patch.object(lbp_kernel, "_fast_plan", lambda *a: None):
         before = lbp.lbp_features_batch(crops, **settings)
     same = np.array_equal(lbp.lbp_features_batch(crops, **settings), before)
     fast(), general()  # warm-up: caches, tables

@@ -166,7 +166,7 @@ def _score(run: Run, ref_boxes: list, boxes: list, tracked: bool, scorer=None, r
 def crop_scorer(model, frame):
     """boxes -> live probabilities of their crops in `frame` (no padding), by `model`."""
     def score(boxes):
-        return [float(p) for p in model.score([frame[y1:y2, x1:x2] for x1, y1, x2, y2 in boxes])]
+        return [float(p) for p in model.score_live([frame[y1:y2, x1:x2] for x1, y1, x2, y2 in boxes])]
     return score
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 
-from liveness import lbp as lbp_module
+from liveness import lbp_kernel
 from liveness.lbp import (  # noqa: E402
     CHANNELS, CLASSIC_SETTINGS, DEFAULT_SETTINGS, LBP_SIZE, N_MOMENTS, PREVIOUS_SETTINGS, LBPClassifier, balanced_weights,
     feature_length, lbp_features,
@@ -210,7 +210,7 @@ def test_lbp_codes_match_scikit_image_pixel_by_pixel() -> None:
     ).astype(np.uint8)
     for points, radii in [(8, (1, 2, 3)), (16, (2,)), (12, (2,)), (5, (1,))]:
         codes = np.empty((len(radii), chans.size), dtype=np.intp)
-        lbp_module._uniform_lbp_codes(chans, points, radii, codes)
+        lbp_kernel._uniform_lbp_codes(chans, points, radii, codes)
         codes = codes.reshape(len(radii), *chans.shape)
         for i, r in enumerate(radii):
             for c, channel in enumerate(chans):
@@ -243,7 +243,7 @@ def test_batch_rows_equal_single_faces(points: int, radii: tuple[int, ...]) -> N
     # block, mixed shapes and kinds (grey, BGRA), and an array of faces as input.
     rng = np.random.default_rng(3)
     shapes = [(64, 64, 3), (80, 70, 3), (30, 41, 3), (64, 64), (64, 64, 4), (64, 64, 1)]
-    faces = [rng.integers(0, 256, shapes[i % len(shapes)], dtype=np.uint8) for i in range(lbp_module._BATCH_FACES + 5)]
+    faces = [rng.integers(0, 256, shapes[i % len(shapes)], dtype=np.uint8) for i in range(lbp_kernel._BATCH_FACES + 5)]
     batch = lbp_features_batch(faces, points=points, radii=radii)
     assert batch.shape == (len(faces), feature_length(points, radii)) and batch.dtype == np.float32
     for row, face in zip(batch, faces):

@@ -3,26 +3,25 @@ settings) gives exactly the general path's features, and scikit-image's."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 
 import cv2
 import numpy as np
 import pytest
 
-from liveness import lbp
+from liveness import lbp_kernel
 from liveness.lbp import CHANNELS, DEFAULT_SETTINGS, N_MOMENTS, lbp_features_batch
 
-DEFAULTS = {k: v for k, v in asdict(DEFAULT_SETTINGS).items() if k != "C"}
+DEFAULTS = DEFAULT_SETTINGS.feature_kwargs()
 
 
 def _general(faces, **settings) -> np.ndarray:
     """lbp_features_batch with the fast path switched off: the code every setting ran before it."""
-    original = lbp._fast_plan
-    lbp._fast_plan = lambda *a: None
+    original = lbp_kernel._fast_plan
+    lbp_kernel._fast_plan = lambda *a: None
     try:
         return lbp_features_batch(faces, **settings)
     finally:
-        lbp._fast_plan = original
+        lbp_kernel._fast_plan = original
 
 
 def _random_faces(seed: int) -> list[np.ndarray]:
@@ -53,7 +52,7 @@ def _random_faces(seed: int) -> list[np.ndarray]:
     ],
 )
 def test_fast_path_equals_general_path_on_random_faces(settings) -> None:
-    assert lbp._fast_plan(settings["points"], tuple(settings["radii"]), settings["size"], tuple(settings["channels"])) is not None
+    assert lbp_kernel._fast_plan(settings["points"], tuple(settings["radii"]), settings["size"], tuple(settings["channels"])) is not None
     faces = _random_faces(1)
     fast = lbp_features_batch(faces, **settings)
     np.testing.assert_array_equal(fast, _general(faces, **settings))
@@ -64,14 +63,14 @@ def test_fast_path_equals_general_path_on_random_faces(settings) -> None:
 
 def test_fast_path_equals_general_path_on_more_faces_than_a_chunk() -> None:
     rng = np.random.default_rng(2)
-    faces = [rng.integers(0, 256, (60 + i, 50 + 2 * i, 3), dtype=np.uint8) for i in range(lbp._BATCH_FACES + 3)]
+    faces = [rng.integers(0, 256, (60 + i, 50 + 2 * i, 3), dtype=np.uint8) for i in range(lbp_kernel._BATCH_FACES + 3)]
     np.testing.assert_array_equal(lbp_features_batch(faces, **DEFAULTS), _general(faces, **DEFAULTS))
 
 
 def test_settings_the_fast_path_leaves_to_the_general_one() -> None:
-    assert lbp._fast_plan(8, (1, 2), 64, CHANNELS) is None  # diagonal samples fall between pixels
-    assert lbp._fast_plan(2, (1, 3), 64, CHANNELS) is None  # only 4 points are counted from bit planes
-    assert lbp._fast_plan(16, (2,), 64, CHANNELS) is None
+    assert lbp_kernel._fast_plan(8, (1, 2), 64, CHANNELS) is None  # diagonal samples fall between pixels
+    assert lbp_kernel._fast_plan(2, (1, 3), 64, CHANNELS) is None  # only 4 points are counted from bit planes
+    assert lbp_kernel._fast_plan(16, (2,), 64, CHANNELS) is None
 
 
 def test_default_lbp_matches_scikit_image() -> None:
@@ -81,7 +80,7 @@ def test_default_lbp_matches_scikit_image() -> None:
 
     face = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)[30:230, 150:330]
     size, points, radii = DEFAULTS["size"], DEFAULTS["points"], DEFAULTS["radii"]
-    bgr = cv2.resize(face, (size, size), interpolation=cv2.INTER_LINEAR)
+    bgr = cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA if DEFAULTS["area"] else cv2.INTER_LINEAR)
     planes = [*cv2.split(cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)), *cv2.split(cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb))]
     expected = []
     for name in DEFAULTS["channels"]:
