@@ -96,6 +96,7 @@ class ChallengeSettings:
     close_ratio: float = 0.8
     open_ratio: float = 0.95
     max_closed_s: float = 0.4
+    min_closed_s: float = 0.09  # lids lowered for less: landmark jitter (1-2 frames at 30 fps)
     baseline_s: float = 1.0  # the open-eye baseline is the median EAR over this long
     # A landmark jump (centre moved by more than jump_scale x the eye distance, or the
     # eye distance changed by more than that fraction) is a detector glitch: reset the eye.
@@ -108,6 +109,8 @@ class ChallengeSettings:
             raise ValueError("need 0 < close_ratio < open_ratio <= 1")
         if not 0 <= self.min_delay_s <= self.max_delay_s:
             raise ValueError("need 0 <= min_delay_s <= max_delay_s")
+        if not 0 <= self.min_closed_s < self.max_closed_s:
+            raise ValueError("need 0 <= min_closed_s < max_closed_s")
         if not 0 <= self.min_reaction_s < self.timeout_s:
             raise ValueError("need 0 <= min_reaction_s < timeout_s")
         for name in ("calibration_s", "quiet_s", "max_closed_s", "baseline_s", "turn_threshold"):
@@ -135,7 +138,8 @@ class BlinkDetector:
     from face to face) and then follows the median of the last `baseline_s` of open
     eyes, so a slow change of pose or expression is not taken for a closing eye. A
     blink is a close (below `close_ratio` x baseline) followed within `max_closed_s`
-    by a reopening (above `open_ratio` x baseline); it is reported when the eye reopens.
+    by a reopening (above `open_ratio` x baseline) no sooner than `min_closed_s`; it
+    is reported when the eye reopens.
     """
 
     def __init__(self, settings: ChallengeSettings = DEFAULT_SETTINGS) -> None:
@@ -179,7 +183,7 @@ class BlinkDetector:
         if ear > s.open_ratio * base:
             closed_at, self._closed_at = self._closed_at, None
             self._history.append((t, ear))
-            return closed_at if t - closed_at <= s.max_closed_s else None
+            return closed_at if s.min_closed_s <= t - closed_at <= s.max_closed_s else None
         if t - self._closed_at > s.max_closed_s:
             # Shut (or looking down) too long for a blink: take it as the new normal.
             self._closed_at = None

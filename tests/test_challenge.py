@@ -133,11 +133,24 @@ def test_blink_detector_hysteresis_and_calibration_per_face():
         # still closed (hysteresis), no blink yet.
         assert det.update(open_ear * (DEFAULT_SETTINGS.close_ratio - 0.02), t) is None
         closed_at = t
-        t += 1 / FPS
         mid = open_ear * (DEFAULT_SETTINGS.close_ratio + DEFAULT_SETTINGS.open_ratio) / 2
-        assert det.update(mid, t) is None
+        for _ in range(3):
+            t += 1 / FPS
+            assert det.update(mid, t) is None
         t += 1 / FPS
         assert det.update(open_ear, t) == pytest.approx(closed_at)  # dated by its closing
+
+
+def test_one_or_two_frame_dips_are_jitter_not_blinks():
+    det = BlinkDetector()
+    ts = frames(3.0)
+    dips = {45, 60, 61}  # a one-frame and a two-frame dip at 30 fps
+    got = [det.update(0.05 if i in dips else OPEN_EAR, t) for i, t in enumerate(ts)]
+    assert all(g is None for g in got)
+    # Three frames shut (0.1 s) is a blink.
+    det = BlinkDetector()
+    got = [det.update(0.05 if i in (45, 46, 47) else OPEN_EAR, t) for i, t in enumerate(ts)]
+    assert [g for g in got if g is not None] == [pytest.approx(ts[45])]
 
 
 def test_eyes_shut_too_long_are_not_a_blink():
@@ -409,11 +422,11 @@ def summarise(results) -> tuple[float, float]:
 
 @pytest.mark.shared_data
 def test_blink_detector_on_labelled_video(blink_results):
-    """The measured floor on the shared videos (README: 3 of 4 labelled blinks, 7.2
-    false blinks per minute); a change that loses ground fails here."""
+    """The measured floor on the shared videos (README: 3 of 4 labelled blinks, 2 false
+    blinks in 33 s, 3.6 per minute); a change that loses ground fails here."""
     recall, false_per_min = summarise(blink_results)
     assert recall >= 0.75, blink_results
-    assert false_per_min <= 7.5, blink_results
+    assert false_per_min <= 4.0, blink_results
 
 
 @pytest.mark.shared_data
