@@ -121,6 +121,20 @@ class ChallengeSettings:
 DEFAULT_SETTINGS = ChallengeSettings()
 
 
+PROMPT_TEXT = {"blink": "Blink", "left": "Turn your head to your left", "right": "Turn your head to your right"}
+
+
+def decide(passive_live: bool, challenge_status: str) -> tuple[bool, str]:
+    """(live, which part decided) for a face: live only when the passive score says
+    live AND the challenge passed. 'passive' when the score said not live, 'challenge'
+    when the challenge is pending or failed, 'both' when both agreed on live."""
+    if not passive_live:
+        return False, "passive"
+    if challenge_status != PASSED:
+        return False, "challenge"
+    return True, "both"
+
+
 def parse_kinds(text: str) -> tuple[str, ...]:
     """'blink,left' -> ('blink', 'left'); ValueError naming an unknown kind."""
     kinds = tuple(k.strip().lower() for k in text.split(",") if k.strip())

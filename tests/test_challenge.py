@@ -17,8 +17,8 @@ import pytest
 from liveness import ROOT
 from liveness.challenge import (
     DEFAULT_SETTINGS, FAILED, PASSED, PENDING, ActionDetector, BlinkDetector, ChallengeManager,
-    ChallengeSettings, FaceChallenge, blink_onsets, eye_aspect_ratio, match_blinks, parse_kinds,
-    yaw_ratio,
+    PROMPT_TEXT, ChallengeSettings, FaceChallenge, blink_onsets, decide, eye_aspect_ratio, match_blinks,
+    parse_kinds, yaw_ratio,
 )
 
 BLINKS_CSV = ROOT / "tests" / "data" / "blinks.csv"
@@ -179,6 +179,15 @@ def test_turns_relative_to_the_face_own_neutral_pose():
            for t in frames(5.0)]
     kinds = [k for t, pts in seq for _, k in det.update(pts, t)]
     assert kinds == ["left", "right"]
+
+
+def test_live_only_when_both_parts_say_so():
+    assert decide(True, PASSED) == (True, "both")
+    assert decide(True, PENDING) == (False, "challenge")
+    assert decide(True, FAILED) == (False, "challenge")
+    assert decide(False, PASSED) == (False, "passive")
+    assert decide(False, FAILED) == (False, "passive")
+    assert set(PROMPT_TEXT) == {"blink", "left", "right"}
 
 
 def test_parse_kinds():
