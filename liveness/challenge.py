@@ -7,8 +7,8 @@ face only when the action comes within `timeout_s` after the prompt and did NOT
 happen in the `quiet_s` just before it (so a face blinking all the time, or a video
 of one, does not pass by luck). A sequence of `count` challenges must all pass.
 
-Pure numpy on 68-point landmarks (liveness.landmarks' layout): no OpenCV, no model,
-no clock. Time is passed in (seconds, any origin), so a video file's timestamps work
+Plain arithmetic on 68-point landmarks (liveness.landmarks' layout): no image, no
+model, no clock. Time is passed in (seconds, any origin), so a video file's timestamps work
 as well as a webcam's; randomness comes from an injectable `random.Random`.
 
 Events are small dicts ready for JSON lines:
@@ -29,9 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from liveness.landmarks import (
-    JAW, LEFT_EYE, N_POINTS, NOSE_TIP, RIGHT_EYE,
-)
+from liveness.landmarks import JAW, LEFT_EYE, N_POINTS, NOSE_TIP, RIGHT_EYE
 
 KINDS = ("blink", "left", "right")  # "left" / "right": the subject's own left / right
 TURNS = ("left", "right")
@@ -61,8 +59,8 @@ def yaw_ratio(landmarks: np.ndarray) -> float:
 
     Positive when the subject turns to their own left (in an unmirrored camera image
     the nose moves towards the jaw end at image right, landmark 16), negative to
-    their right; about +-0.5 at a quarter turn. A ratio of distances, so it needs no
-    camera intrinsics and does not change with the face's size or place.
+    their right. A ratio of distances, so it needs no camera intrinsics and does not
+    change with the face's size or place.
     """
     pts = np.asarray(landmarks, dtype=np.float64)
     jaw = pts[JAW]
