@@ -69,7 +69,7 @@ def predictor_box(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
     the eye aspect ratio. The square of the box's width, standing on its bottom
     edge, is close to dlib's box.
     """
-    x1, y1, x2, y2 = (int(v) for v in box)
+    x1, _, x2, y2 = (int(v) for v in box)
     return x1, y2 - (x2 - x1), x2, y2
 
 
