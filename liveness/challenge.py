@@ -34,6 +34,7 @@ from liveness.landmarks import JAW, LEFT_EYE, N_POINTS, NOSE_TIP, RIGHT_EYE
 KINDS = ("blink", "left", "right")  # "left" / "right": the subject's own left / right
 TURNS = ("left", "right")
 PENDING, PASSED, FAILED = "pending", "passed", "failed"
+EXPIRE_S = 2.0  # a track not updated this long has left: ChallengeManager.expire forgets it
 
 
 # --- measurements from landmarks -------------------------------------------------------
@@ -389,6 +390,7 @@ class ChallengeManager:
         self.settings = settings
         self.rng = rng if rng is not None else random.Random()
         self.faces: dict[int, FaceChallenge] = {}
+        self._seen: dict[int, float] = {}  # track id -> time of its last update
         FaceChallenge(-1, self.kinds, count, settings, self.rng)  # validate now, not on the first face
 
     def face(self, track_id: int) -> FaceChallenge:
@@ -397,7 +399,15 @@ class ChallengeManager:
         return self.faces[track_id]
 
     def update(self, track_id: int, landmarks: np.ndarray, t: float) -> list[dict]:
+        self._seen[track_id] = t
         return self.face(track_id).update(landmarks, t)
+
+    def expire(self, t: float, after_s: float = EXPIRE_S) -> list[int]:
+        """Forget the tracks not updated since `t - after_s` (their faces left); their ids."""
+        gone = [track for track, seen in self._seen.items() if seen < t - after_s]
+        for track in gone:
+            self.forget(track)
+        return gone
 
     def status(self, track_id: int) -> str:
         """'pending' | 'passed' | 'failed' ('pending' for a track never seen)."""
@@ -407,9 +417,11 @@ class ChallengeManager:
     def forget(self, track_id: int) -> None:
         """Drop a track that ended: a face that comes back starts over."""
         self.faces.pop(track_id, None)
+        self._seen.pop(track_id, None)
 
     def reset(self) -> None:
         self.faces.clear()
+        self._seen.clear()
 
 
 # --- measuring the blink detector against labels ----------------------------------------------

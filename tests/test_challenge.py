@@ -285,6 +285,16 @@ def test_tracks_are_independent():
     assert manager.face(2).phase == "calibrating"  # a face that comes back starts over
 
 
+def test_tracks_that_left_expire():
+    manager = ChallengeManager(rng=random.Random(0))
+    manager.update(1, still(), 0.0)
+    manager.update(2, still(), 0.0)
+    manager.update(2, still(), 1.5)
+    assert manager.expire(2.5) == [1]  # 1 unseen for 2.5 s, 2 for 1 s
+    assert set(manager.faces) == {2}
+    assert manager.expire(10.0) == [2] and not manager.faces
+
+
 def test_kinds_and_timing_are_random_but_seeded():
     def prompts(seed):
         manager = ChallengeManager(count=3, rng=random.Random(seed))
