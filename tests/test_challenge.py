@@ -477,3 +477,17 @@ def test_landmarker_rejects_a_corrupt_model_file(monkeypatch, tmp_path):
     monkeypatch.setattr(landmarks.importlib.util, "find_spec", lambda name: Spec())
     with pytest.raises(UserError, match="corrupt"):
         landmarks.locate_model_file()
+
+
+def test_prompt_is_drawn_below_the_face():
+    from liveness.annotate import PROMPT_COLOUR, draw_prompt
+
+    image = np.zeros((480, 640, 3), np.uint8)
+    draw_prompt(image, (200, 100, 360, 300), PROMPT_TEXT["left"])
+    ys, xs = np.nonzero(np.all(image == PROMPT_COLOUR, axis=2))
+    assert len(ys) > 500 and ys.min() >= 300 and xs.min() >= 200
+    # At the frame's foot the band moves inside the box, still within the frame.
+    image = np.zeros((480, 640, 3), np.uint8)
+    draw_prompt(image, (200, 280, 360, 480), PROMPT_TEXT["blink"])
+    ys, _ = np.nonzero(np.all(image == PROMPT_COLOUR, axis=2))
+    assert len(ys) > 200 and ys.max() < 480 and ys.min() >= 280
