@@ -491,3 +491,18 @@ def test_prompt_is_drawn_below_the_face():
     draw_prompt(image, (200, 280, 360, 480), PROMPT_TEXT["blink"])
     ys, _ = np.nonzero(np.all(image == PROMPT_COLOUR, axis=2))
     assert len(ys) > 200 and ys.max() < 480 and ys.min() >= 280
+
+
+@pytest.mark.shared_data
+def test_benchmark_runs(shared_data, tmp_path):
+    """benchmarks/bench_challenge.py has not rotted (a couple of frames; no time asserted)."""
+    import json
+
+    from benchmarks import bench_challenge
+
+    out = tmp_path / "bench.json"
+    bench_challenge.run(video=shared_data / "videos" / "subject02" / "real.mp4", frames=3, repeats=1, json_path=out)
+    data = json.loads(out.read_text())
+    assert data["faces_per_round"] == 3
+    for key in ("ssd_ms_per_frame", "landmarks_ms_per_face", "challenge_ms_per_face", "throughput_kept"):
+        assert math.isfinite(data[key]) and data[key] > 0, data
