@@ -506,3 +506,53 @@ def test_benchmark_runs(shared_data, tmp_path):
     assert data["faces_per_round"] == 3
     for key in ("ssd_ms_per_frame", "landmarks_ms_per_face", "challenge_ms_per_face", "throughput_kept"):
         assert math.isfinite(data[key]) and data[key] > 0, data
+
+
+# --- beside the pipeline (liveness/active.py) ---------------------------------------------------
+class ScriptedLandmarker:
+    """Stands in for Landmarker: returns the landmarks a test sets for the next frame."""
+
+    def __init__(self):
+        self.next = still()
+
+    def landmarks(self, frame, box):
+        return self.next
+
+
+def test_active_check_combines_the_two_verdicts():
+    from dataclasses import dataclass
+
+    from liveness.active import ActiveCheck
+    from liveness.annotate import PROMPT_COLOUR
+
+    @dataclass
+    class Face:
+        box: tuple
+        track_id: int
+        live: bool
+
+    lm = ScriptedLandmarker()
+    check = ActiveCheck(kinds=("blink",), count=1, rng=random.Random(0), landmarker=lm)
+    faces = [Face((100, 100, 260, 300), 1, True), Face((300, 100, 460, 300), 2, False)]
+    frame = np.zeros((480, 640, 3), np.uint8)
+    all_events, shown, blink_at = [], False, None
+    for t in frames(10):
+        lm.next = still(0.05 if blink_at is not None and blink_at <= t < blink_at + 0.15 else OPEN_EAR)
+        verdicts, events = check.process(frame, faces, t)
+        all_events += events
+        if any(e["event"] == "prompt" and e["track"] == 1 for e in events):
+            blink_at = t + 0.6
+            image = check.annotate(frame.copy(), faces)
+            shown = np.all(image == PROMPT_COLOUR, axis=2).sum() > 200
+        if check.manager.status(1) != PENDING:
+            break
+    assert shown
+    # Face 1: passive live and challenge passed -> live, decided by both. Face 2 blinked
+    # at the same moments (one landmarker), so its challenge may pass, but the passive
+    # score said spoof: not live, and the passive part decided.
+    assert verdicts[0] == {"track": 1, "challenge": PASSED, "prompt": None, "live": True, "decided_by": "both"}
+    assert verdicts[1]["live"] is False and verdicts[1]["decided_by"] == "passive"
+    assert {"prompt", "answered", "passed"} <= {e["event"] for e in all_events if e["track"] == 1}
+    # A face that left is forgotten after a while; one that comes back starts over.
+    check.process(frame, faces[:1], 20.0)
+    assert 2 not in check.manager.faces
