@@ -35,7 +35,8 @@ if str(ROOT) not in sys.path:  # run as `python benchmarks/bench_challenge.py`
 
 import cv2  # noqa: E402
 
-from liveness.cli import UserError, cli_main, setup_logging  # noqa: E402
+from liveness.cli import cli_main, ensure_parent_dir, positive_int, setup_logging  # noqa: E402
+from liveness.errors import SourceError  # noqa: E402
 from liveness.fileio import atomic_write_text  # noqa: E402
 
 LOGGER = logging.getLogger("liveness")
@@ -46,8 +47,8 @@ THROUGHPUT_TARGET = 0.85
 def parse_opt(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="video to read frames from")
-    parser.add_argument("--frames", type=int, default=60, help="frames decoded and timed per round")
-    parser.add_argument("--repeats", type=int, default=5, help="timed rounds after one warm-up round")
+    parser.add_argument("--frames", type=positive_int, default=60, help="frames decoded and timed per round")
+    parser.add_argument("--repeats", type=positive_int, default=5, help="timed rounds after one warm-up round")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     return parser.parse_args(argv)
 
@@ -55,7 +56,7 @@ def parse_opt(argv=None) -> argparse.Namespace:
 def read_frames(video: Path, n: int) -> list:
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
-        raise UserError(f"cannot open video {video}")
+        raise SourceError(f"cannot open video {video}")
     frames = []
     while len(frames) < n:
         ok, frame = cap.read()
@@ -64,7 +65,7 @@ def read_frames(video: Path, n: int) -> list:
         frames.append(frame)
     cap.release()
     if not frames:
-        raise UserError(f"no frames in {video}")
+        raise SourceError(f"no frames in {video}")
     return frames
 
 
@@ -96,7 +97,9 @@ def run(*, video: Path = DEFAULT_VIDEO, frames: int = 60, repeats: int = 5, json
     from liveness.landmarks import Landmarker
 
     if frames < 1 or repeats < 1:
-        raise UserError("--frames and --repeats must be at least 1")
+        raise ValueError("frames and repeats must be at least 1")
+    if json_path is not None:
+        ensure_parent_dir(Path(json_path))
     images = read_frames(video, frames)
     cap = cv2.VideoCapture(str(video))
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
@@ -105,7 +108,7 @@ def run(*, video: Path = DEFAULT_VIDEO, frames: int = 60, repeats: int = 5, json
     one_round(images, detector, landmarker, fps)  # warm-up
     rounds = [one_round(images, detector, landmarker, fps) for _ in range(repeats)]
     if not rounds[0]["faces"]:
-        raise UserError(f"no face found in the first {len(images)} frames of {video}")
+        raise SourceError(f"no face found in the first {len(images)} frames of {video}")
 
     def med(f):
         return statistics.median(f(r) for r in rounds)

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 
 from liveness.challenge import DEFAULT_SETTINGS, ChallengeSettings, blink_onsets, match_blinks
-from liveness.cli import UserError
+from liveness.errors import DataError, SourceError
 
 Spans = list[tuple[int, int]]
 
@@ -27,7 +27,7 @@ def read_blink_labels(path: Path) -> dict[str, Spans]:
         with open(path, newline="") as f:
             rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
     except OSError as e:
-        raise UserError(f"cannot read blink labels {path}: {e.strerror}") from None
+        raise DataError(f"cannot read blink labels {path}: {e.strerror}") from None
     for n, row in enumerate(rows, 1):
         try:
             spans = out.setdefault(row["video"], [])
@@ -37,7 +37,7 @@ def read_blink_labels(path: Path) -> dict[str, Spans]:
                     raise ValueError
                 spans.append((start, end))
         except (KeyError, TypeError, ValueError):
-            raise UserError(f"{path}: row {n} is not video,start_frame,end_frame with 0 <= start <= end") from None
+            raise DataError(f"{path}: row {n} is not video,start_frame,end_frame with 0 <= start <= end") from None
     return out
 
 
@@ -60,7 +60,7 @@ def face_landmarks(path: Path, detector, landmarker) -> tuple[float, list]:
     """(fps, [(t, (68, 2) landmarks of the most confident face, or None)] per frame)."""
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
-        raise UserError(f"cannot open video {path}")
+        raise SourceError(f"cannot open video {path}")
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     seq = []
     try:

