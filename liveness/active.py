@@ -18,10 +18,18 @@ from typing import Protocol
 
 import numpy as np
 
-from liveness.annotate import draw_prompt
+from liveness.annotate import LIVE_COLOUR, SPOOF_COLOUR, draw_band_below, draw_prompt
 from liveness.challenge import (
-    DEFAULT_SETTINGS, EXPIRE_S, KINDS, PROMPT_TEXT, ChallengeManager, ChallengeSettings, decide,
+    DEFAULT_COUNT, DEFAULT_SETTINGS, EXPIRE_S, KINDS, PROMPT_TEXT, ChallengeManager, ChallengeSettings,
+    decide,
 )
+
+# What the band under a face says when no prompt is up, by the part that decided.
+VERDICT_TEXT = {
+    "both": "LIVE: texture and challenge",
+    "challenge": "not live yet: challenge {status}",
+    "passive": "not live: texture",
+}
 
 
 class TrackedFace(Protocol):
@@ -37,7 +45,7 @@ class ActiveCheck:
     missing package is reported before the first frame).
     """
 
-    def __init__(self, kinds: Sequence[str] = KINDS, count: int = 2,
+    def __init__(self, kinds: Sequence[str] = KINDS, count: int = DEFAULT_COUNT,
                  settings: ChallengeSettings = DEFAULT_SETTINGS, rng: random.Random | None = None,
                  landmarker=None) -> None:
         if landmarker is None:
@@ -46,6 +54,7 @@ class ActiveCheck:
             landmarker = Landmarker()
         self.landmarker = landmarker
         self.manager = ChallengeManager(tuple(kinds), count, settings, rng)
+        self.verdicts: dict[int, dict] = {}  # track id -> its latest verdict
 
     def process(self, frame: np.ndarray, faces: Sequence[TrackedFace], t: float) -> tuple[list[dict], list[dict]]:
         """(one verdict per face, in order; the challenge events of this frame)."""
@@ -55,21 +64,31 @@ class ActiveCheck:
             events.extend(self.manager.update(face.track_id, pts, t))
             status = self.manager.status(face.track_id)
             live, decided_by = decide(bool(face.live), status)
-            verdicts.append({
+            verdict = {
                 "track": face.track_id, "challenge": status, "prompt": self.manager.face(face.track_id).prompt,
                 "live": live, "decided_by": decided_by,
-            })
-        self.manager.expire(t, EXPIRE_S)
+            }
+            verdicts.append(verdict)
+            self.verdicts[face.track_id] = verdict
+        for track in self.manager.expire(t, EXPIRE_S):
+            self.verdicts.pop(track, None)
         return verdicts, events
 
     def annotate(self, image: np.ndarray, faces: Sequence[TrackedFace]) -> np.ndarray:
-        """The prompt under each face that has one now, drawn into `image`."""
+        """Under each face, drawn into `image`: the prompt while one is up (yellow),
+        else the combined verdict and which part decided it (green live, red not)."""
         for face in faces:
-            challenge = self.manager.faces.get(face.track_id)
-            if challenge is not None and challenge.prompt:
-                draw_prompt(image, face.box, PROMPT_TEXT[challenge.prompt])
+            verdict = self.verdicts.get(face.track_id)
+            if verdict is None:
+                continue
+            if verdict["prompt"]:
+                draw_prompt(image, face.box, PROMPT_TEXT[verdict["prompt"]])
+            else:
+                text = VERDICT_TEXT[verdict["decided_by"]].format(status=verdict["challenge"])
+                draw_band_below(image, face.box, text, LIVE_COLOUR if verdict["live"] else SPOOF_COLOUR)
         return image
 
     def reset(self) -> None:
         """A new stream: every face starts over."""
         self.manager.reset()
+        self.verdicts.clear()

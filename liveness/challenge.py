@@ -34,6 +34,7 @@ from liveness.landmarks import JAW, LEFT_EYE, N_POINTS, NOSE_TIP, RIGHT_EYE
 KINDS = ("blink", "left", "right")  # "left" / "right": the subject's own left / right
 TURNS = ("left", "right")
 PENDING, PASSED, FAILED = "pending", "passed", "failed"
+DEFAULT_COUNT = 2  # challenges in a face's sequence
 EXPIRE_S = 2.0  # a track not updated this long has left: ChallengeManager.expire forgets it
 
 
@@ -289,7 +290,7 @@ class FaceChallenge:
 
     track: int
     kinds: tuple[str, ...] = KINDS
-    count: int = 2
+    count: int = DEFAULT_COUNT
     settings: ChallengeSettings = DEFAULT_SETTINGS
     rng: random.Random = field(default_factory=random.Random)
 
@@ -383,7 +384,7 @@ class ChallengeManager:
     `rng` (a seeded `random.Random` in tests) draws every face's kinds and timings.
     """
 
-    def __init__(self, kinds: tuple[str, ...] = KINDS, count: int = 2,
+    def __init__(self, kinds: tuple[str, ...] = KINDS, count: int = DEFAULT_COUNT,
                  settings: ChallengeSettings = DEFAULT_SETTINGS, rng: random.Random | None = None) -> None:
         self.kinds = tuple(kinds)
         self.count = count

@@ -556,3 +556,44 @@ def test_active_check_combines_the_two_verdicts():
     # A face that left is forgotten after a while; one that comes back starts over.
     check.process(frame, faces[:1], 20.0)
     assert 2 not in check.manager.faces
+
+
+# --- the demo with --challenge ---------------------------------------------------------------
+@pytest.mark.shared_data
+def test_demo_json_with_challenge(shared_data, tmp_path):
+    """liveness_demo.py --challenge --no-display --json on a shared live video: prompt and
+    result events in the JSON lines, and every face's verdict says which part decided.
+    (The model is a tiny random one, so the texture verdict means nothing; the video is
+    a recording, so its blinks answer prompts only by luck.)"""
+    import json
+
+    from test_demo import run_demo, write_tiny_model
+
+    model = write_tiny_model(tmp_path / "liveness", threshold=0.0)  # texture: everything live
+    proc = run_demo("--input", shared_data / "videos" / "subject01" / "real.mp4", "--model", model,
+                    "--challenge", "--challenge-seed", 1, "--no-display", "--json", "--max-frames", 240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    events = [x for x in lines if "event" in x]
+    frames_ = [x for x in lines if "faces" in x]
+    assert len(frames_) == 240
+    prompts = [e for e in events if e["event"] == "prompt"]
+    assert prompts and all(e["kind"] in ("blink", "left", "right") for e in prompts)
+    # Each prompt is answered or failed (240 frames leave time for the first one's deadline).
+    first = prompts[0]
+    after = [e for e in events if e["track"] == first["track"] and e["frame"] > first["frame"]
+             and e["event"] in ("answered", "failed")]
+    assert after, events
+    assert any(e["event"] in ("passed", "failed") for e in events)
+    for line in frames_:
+        for face in line["faces"]:
+            assert face["challenge"] in ("pending", "passed", "failed")
+            assert face["passive_live"] is True  # threshold 0
+            assert face["live"] == (face["challenge"] == "passed")
+            assert face["decided_by"] == ("both" if face["live"] else "challenge")
+            if face["prompt"] is not None:
+                assert face["challenge"] == "pending"
+    # An event line comes before the line of the frame it happened on.
+    order = [(x["frame"], "faces" in x) for x in lines]
+    assert order == sorted(order)
+    assert "challenges:" in proc.stderr
