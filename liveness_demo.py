@@ -6,6 +6,8 @@ Usage:
     python liveness_demo.py --input 1 --threshold 0.7 --smooth 10
     python liveness_demo.py --input rtsp://camera.local/stream --no-display --json > verdicts.jsonl
     python liveness_demo.py --model output/liveness --input ../shared/data/videos/subject02/fake.mp4 --no-display
+    python liveness_demo.py --challenge                       # + active check: blink / turn on prompt
+    python liveness_demo.py --challenge blink,left --challenge-count 3
 
 Each frame goes through the package's pipeline (liveness/pipeline.py): the res10 SSD
 finds the faces, all of them are scored in one batch, and each face's decision is
@@ -18,6 +20,17 @@ with the model unless --threshold says otherwise.
      "score": 0.93, "raw_score": 0.91, "track": 1, "confidence": 0.99}]}
 ("time" is the frame's position in a video file, or seconds since the first frame of
 a webcam or stream; "score" is the smoothed live score the label is decided on.)
+
+--challenge adds an active check (liveness/active.py): at a random moment each tracked
+face is asked to blink or turn its head (kinds from the flag's list, default all), a
+sequence of --challenge-count prompts. A face is then live only when the texture score
+says live AND its challenge passed: each face's JSON gains "challenge" (pending |
+passed | failed), "prompt" (the action asked for now, or null), "passive_live" (the
+texture's verdict), and "live" becomes the combined verdict, with "decided_by"
+(passive | challenge | both). The challenge's events come as lines of their own, before
+their frame's line: {"event": "prompt", "frame": 40, "track": 1, "kind": "blink",
+"index": 1, "of": 2, "t": 2.3, "deadline": 6.3}, then "answered", "passed" or "failed"
+(with a "reason"). On screen the prompt is a yellow band under the face.
 Logging goes to stderr. Without a display (DISPLAY unset) the demo runs headless.
 """
 
@@ -28,8 +41,10 @@ import contextlib
 import json
 import logging
 import os
+import random
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -39,6 +54,7 @@ import numpy as np
 
 from liveness import DEFAULT_MODEL
 from liveness import detector as det
+from liveness.challenge import DEFAULT_COUNT, KINDS, parse_kinds
 from liveness.cli import EXIT_INTERRUPTED, EXIT_OK, UserError, cli_main, ensure_parent_dir, fraction, positive_int, ranged, setup_logging
 from liveness.display import FpsMeter, Window, display_available
 from liveness.errors import OutputError, SourceError
@@ -68,6 +84,7 @@ class DemoSummary:
     live: bool = False  # webcam or stream
     output: str | None = None
     mean_scores: dict[int, float] = field(default_factory=dict)  # per track: mean raw live score
+    challenges: dict[str, int] = field(default_factory=dict)  # --challenge: faces passed / failed
 
 
 class VideoOutput:
@@ -154,10 +171,14 @@ def run(
     backend: str = "auto",
     timeout: float = DEFAULT_TIMEOUT_S,
     hold_last_ms: int = 0,
+    challenge: Sequence[str] | None = None,
+    challenge_count: int = DEFAULT_COUNT,
+    challenge_seed: int | None = None,
 ) -> DemoSummary:
     """Run the demo until the source ends, max_frames, q/Esc or Ctrl-C. Bad input raises a LivenessError.
 
     display=None opens a window only when one can be opened (see display_available).
+    challenge: the kinds of the active check (e.g. ("blink", "left")); None: no check.
     """
     started = time.perf_counter()
     # Cheap checks first: nothing slow is loaded before the user's arguments make sense.
@@ -171,6 +192,13 @@ def run(
         raise UserError(f"--le {le} holds other classes than the model ({', '.join(liveness_model.labels)}); leave --le out")
     face_detector = det.FaceDetector(detector_dir=Path(detector) if detector else None, confidence=confidence)
     pipeline = Pipeline(liveness_model, face_detector, smooth=smooth)
+    check = None
+    if challenge is not None:
+        from liveness.active import ActiveCheck
+
+        rng = random.Random(challenge_seed)
+        check = ActiveCheck(kinds=tuple(challenge), count=challenge_count, rng=rng)
+        LOGGER.info("active check: %d prompt(s) per face among %s", challenge_count, ", ".join(challenge))
     LOGGER.info(
         "model %s; classes %s, live label '%s', padding %.2f, smoothing over %d frame(s)%s",
         liveness_model.describe(), "/".join(liveness_model.labels), liveness_model.live_label,
@@ -191,9 +219,16 @@ def run(
         video = VideoOutput(output, frames.fps, stack) if output is not None else None
         try:
             for index, frame in frames:
+                t = index / frames.fps if not source.is_live else time.perf_counter() - loop_start
                 results = pipeline.process(frame)
+                verdicts, events = check.process(frame, results, t) if check is not None else (None, [])
                 need_image = window is not None or video is not None
                 image = pipeline.annotate(frame, results, meter.fps) if need_image else None
+                if image is not None and check is not None:
+                    check.annotate(image, results)
+                for e in events:
+                    if e["event"] in ("passed", "failed"):
+                        summary.challenges[e["event"]] = summary.challenges.get(e["event"], 0) + 1
                 meter.tick()
                 summary.frames += 1
                 if summary.first_frame_s is None:
@@ -203,9 +238,13 @@ def run(
                     summary.labels[r.label] = summary.labels.get(r.label, 0) + 1
                     sums.setdefault(r.track_id, []).append(r.raw_score)
                 if json_lines:
-                    t = index / frames.fps if not source.is_live else time.perf_counter() - loop_start
-                    line = {"frame": index, "time": round(t, 4), "faces": [r.as_json() for r in results]}
-                    if not _write_line(json_stream, json.dumps(line)):
+                    faces = [r.as_json() for r in results]
+                    for face, v in zip(faces, verdicts or ()):
+                        face.update(challenge=v["challenge"], prompt=v["prompt"], passive_live=face["live"],
+                                    live=v["live"], decided_by=v["decided_by"])
+                    lines = [json.dumps({"event": e.pop("event"), "frame": index, **e}) for e in events]
+                    lines.append(json.dumps({"frame": index, "time": round(t, 4), "faces": faces}))
+                    if not _write_line(json_stream, "\n".join(lines)):
                         summary.stopped = "stdout closed"  # e.g. piped into `head`
                         break
                 if video is not None:
@@ -248,6 +287,8 @@ def print_summary(s: DemoSummary) -> None:
         "%s: %d frames (%s), %d faces (%s) in %d track(s), mean %.1f FPS, first annotated frame after %.1f s",
         s.source, s.frames, s.stopped, s.faces, per_label, s.tracks, s.mean_fps, s.first_frame_s or 0.0,
     )
+    if s.challenges:
+        LOGGER.info("challenges: %s", ", ".join(f"{n} {what}" for what, n in s.challenges.items()))
     if s.output:
         LOGGER.info("annotated video saved to %s", s.output)
 
@@ -267,9 +308,20 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--max-frames", type=positive_int, default=None, help="stop after N frames")
     ap.add_argument("--backend", choices=BACKENDS, default="auto", help="CNN runtime: OpenCV DNN on an ONNX export, or tf.function")
     ap.add_argument("--timeout", type=ranged(float, 0.1, 3600), default=DEFAULT_TIMEOUT_S, help="seconds a stream may take to open or stay silent")
+    ap.add_argument("--challenge", nargs="?", const=",".join(KINDS), default=None, type=_challenge_kinds, metavar="KINDS",
+                    help=f"active check: prompt each face to act (comma-separated among {','.join(KINDS)}; alone: all)")
+    ap.add_argument("--challenge-count", type=ranged(int, 1, 20), default=DEFAULT_COUNT, help="prompts a face must answer in turn (with --challenge)")
+    ap.add_argument("--challenge-seed", type=int, default=None, help="seed for the prompts' kinds and moments (none: different every run)")
     ap.add_argument("--hold-last-ms", type=ranged(int, 0, 600_000), default=0, help=argparse.SUPPRESS)  # keep the last frame on screen (tests, recordings)
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
+
+
+def _challenge_kinds(text: str) -> tuple[str, ...]:
+    try:
+        return parse_kinds(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _claim_stdout_for_json() -> TextIO:
@@ -289,6 +341,7 @@ def main(opt: argparse.Namespace) -> int:
         threshold=opt.threshold, smooth=opt.smooth, output=opt.output, display=False if opt.no_display else None,
         json_lines=opt.json, json_stream=json_stream, max_frames=opt.max_frames, backend=opt.backend,
         timeout=opt.timeout, hold_last_ms=opt.hold_last_ms,
+        challenge=opt.challenge, challenge_count=opt.challenge_count, challenge_seed=opt.challenge_seed,
     )
     if summary.stopped == "interrupted" and not summary.live:
         return EXIT_INTERRUPTED  # a file cut short: the output is valid but incomplete

@@ -80,3 +80,25 @@ def annotate(frame: np.ndarray, faces: Iterable[Drawable], live_label: str, fps:
     image = frame.copy()
     draw_faces(image, faces, live_label)
     return draw_fps(image, fps)
+
+
+PROMPT_COLOUR = (0, 255, 255)  # yellow: neither verdict's colour, so a test can find it
+
+
+def draw_band_below(image: np.ndarray, box: tuple[int, int, int, int], text: str, colour,
+                    emphasis: float = 1.0) -> np.ndarray:
+    """`text` on a band of `colour` just below the face's box, or inside its bottom when
+    the box reaches the frame's foot; drawn into `image`. `emphasis` scales the font."""
+    scale, thickness = text_scale(image.shape)
+    scale *= emphasis
+    x1, _, _, y2 = box
+    (_, th), base = cv2.getTextSize(text, FONT, scale, thickness)
+    band_h = th + base + 2 * max(2, thickness * 2)
+    top = y2 if y2 + band_h <= image.shape[0] else y2 - band_h
+    _label_band(image, text, x1, top, colour, scale, thickness)
+    return image
+
+
+def draw_prompt(image: np.ndarray, box: tuple[int, int, int, int], text: str) -> np.ndarray:
+    """An active-liveness prompt, the one thing the user must read at a glance: larger, yellow."""
+    return draw_band_below(image, box, text, PROMPT_COLOUR, emphasis=1.2)
