@@ -24,18 +24,19 @@ from tqdm import tqdm
 
 from liveness import DEFAULT_MODEL, OUTPUT, label_from_name
 from liveness import detector as det
-from liveness.cli import EXIT_OK, EXIT_PARTIAL, UserError, cli_main, ensure_writable_dir, fraction, positive_int, setup_logging
+from liveness.cli import EXIT_OK, EXIT_PARTIAL, UserError, cli_main, ensure_writable_dir, fraction, positive_int, ranged, setup_logging
 from liveness.crops import source_key, video_digest
 from liveness.dataset import Sample, check_classes, describe, find_samples, read_images
 from liveness.errors import DataError, LivenessError
 from liveness.model import LivenessModel, load_model
+from liveness.motion import DEFAULT_DETECT_EVERY
 from liveness.pipeline import Pipeline
 from liveness.report import prefixed, write_evaluation
 from liveness.runtime import BACKENDS
 from liveness.sources import FrameSource, list_videos
 
 LOGGER = logging.getLogger("liveness")
-DEFAULT_SKIP = 5
+DEFAULT_SKIP = 1  # every frame, as the demo sees them (its optical flow needs consecutive frames)
 BATCH = 256
 
 
@@ -102,6 +103,7 @@ def run(
     detector: str | Path | None = None,
     confidence: float = det.DEFAULT_CONFIDENCE,
     skip: int = DEFAULT_SKIP,
+    detect_every: int = DEFAULT_DETECT_EVERY,
     classes: list[str] | None = None,
     group_pattern: str | None = None,
     backend: str = "auto",
@@ -122,7 +124,7 @@ def run(
         scores, samples = score_crops(liveness_model, samples)
     else:
         face_detector = det.FaceDetector(detector_dir=Path(detector) if detector else None, confidence=confidence)
-        pipeline = Pipeline(liveness_model, face_detector)
+        pipeline = Pipeline(liveness_model, face_detector, detect_every=detect_every)
         scores, samples, failed = score_videos(pipeline, Path(videos), skip=skip)
         LOGGER.info("videos: %s", describe(samples))
     unknown = {s.label for s in samples} - set(liveness_model.labels)
@@ -148,6 +150,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--detector", default=None)
     ap.add_argument("-c", "--confidence", type=fraction, default=det.DEFAULT_CONFIDENCE)
     ap.add_argument("-s", "--skip", type=positive_int, default=DEFAULT_SKIP, help="with --videos: score every N-th frame")
+    ap.add_argument("--detect-every", type=ranged(int, 1, 100), default=DEFAULT_DETECT_EVERY, help="with --videos: the demo's face detector schedule (1 = every frame)")
     ap.add_argument("--classes", nargs=2, default=None)
     ap.add_argument("--group-pattern", default=None)
     ap.add_argument("--backend", choices=BACKENDS, default="auto")
@@ -159,7 +162,7 @@ def main(opt: argparse.Namespace) -> int:
     setup_logging(opt.verbose)
     metrics = run(
         model=opt.model, dataset=opt.dataset, videos=opt.videos, output=opt.output,
-        threshold=opt.threshold, detector=opt.detector, confidence=opt.confidence, skip=opt.skip,
+        threshold=opt.threshold, detector=opt.detector, confidence=opt.confidence, skip=opt.skip, detect_every=opt.detect_every,
         classes=opt.classes, group_pattern=opt.group_pattern, backend=opt.backend,
     )
     return EXIT_PARTIAL if metrics.get("failed_videos") else EXIT_OK

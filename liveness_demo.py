@@ -60,6 +60,7 @@ from liveness.display import FpsMeter, Window, display_available
 from liveness.errors import OutputError, SourceError
 from liveness.fileio import atomic_path
 from liveness.model import load_label_encoder, load_model
+from liveness.motion import DEFAULT_DETECT_EVERY
 from liveness.pipeline import DEFAULT_SMOOTH, Pipeline
 from liveness.runtime import BACKENDS
 from liveness.sources import DEFAULT_TIMEOUT_S, FrameSource, resolve_source
@@ -163,6 +164,7 @@ def run(
     confidence: float = det.DEFAULT_CONFIDENCE,
     threshold: float | None = None,
     smooth: int = DEFAULT_SMOOTH,
+    detect_every: int = DEFAULT_DETECT_EVERY,
     output: str | Path | None = None,
     display: bool | None = None,
     json_lines: bool = False,
@@ -191,7 +193,7 @@ def run(
     if le is not None and load_label_encoder(Path(le)) != liveness_model.labels:
         raise UserError(f"--le {le} holds other classes than the model ({', '.join(liveness_model.labels)}); leave --le out")
     face_detector = det.FaceDetector(detector_dir=Path(detector) if detector else None, confidence=confidence)
-    pipeline = Pipeline(liveness_model, face_detector, smooth=smooth)
+    pipeline = Pipeline(liveness_model, face_detector, smooth=smooth, detect_every=detect_every)
     check = None
     if challenge is not None:
         from liveness.active import ActiveCheck
@@ -200,9 +202,9 @@ def run(
         check = ActiveCheck(kinds=tuple(challenge), count=challenge_count, rng=rng)
         LOGGER.info("active check: %d prompt(s) per face among %s", challenge_count, ", ".join(challenge))
     LOGGER.info(
-        "model %s; classes %s, live label '%s', padding %.2f, smoothing over %d frame(s)%s",
+        "model %s; classes %s, live label '%s', padding %.2f, smoothing over %d frame(s), detector every %d frame(s)%s",
         liveness_model.describe(), "/".join(liveness_model.labels), liveness_model.live_label,
-        liveness_model.padding, smooth, " (threshold given)" if threshold is not None else "",
+        liveness_model.padding, smooth, detect_every, " (threshold given)" if threshold is not None else "",
     )
     frames = FrameSource(source, timeout=timeout)
     LOGGER.info("input: %s (%.1f fps)%s%s", source, frames.fps, f", writing {output}" if output else "", ", window" if display else ", headless")
@@ -302,6 +304,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("-c", "--confidence", type=fraction, default=det.DEFAULT_CONFIDENCE, help="minimum face detection confidence")
     ap.add_argument("-t", "--threshold", type=fraction, default=None, help="live score at or above which a face is live (default: the one saved with the model)")
     ap.add_argument("--smooth", type=ranged(int, 1, 1000), default=DEFAULT_SMOOTH, help="decide on a face's mean score over its last N frames (1 = per frame)")
+    ap.add_argument("--detect-every", type=ranged(int, 1, 100), default=DEFAULT_DETECT_EVERY, help="run the face detector on every N-th frame (and whenever tracking loses a face); optical flow carries the boxes in between (1 = every frame)")
     ap.add_argument("-o", "--output", default=None, help="write the annotated video here (.mp4)")
     ap.add_argument("--no-display", action="store_true", help="no window (automatic when there is no display)")
     ap.add_argument("--json", action="store_true", help="one JSON line per frame on stdout")
@@ -338,7 +341,7 @@ def main(opt: argparse.Namespace) -> int:
     json_stream = _claim_stdout_for_json() if opt.json else None
     summary = run(
         input=opt.input, model=opt.model, le=opt.le, detector=opt.detector, confidence=opt.confidence,
-        threshold=opt.threshold, smooth=opt.smooth, output=opt.output, display=False if opt.no_display else None,
+        threshold=opt.threshold, smooth=opt.smooth, detect_every=opt.detect_every, output=opt.output, display=False if opt.no_display else None,
         json_lines=opt.json, json_stream=json_stream, max_frames=opt.max_frames, backend=opt.backend,
         timeout=opt.timeout, hold_last_ms=opt.hold_last_ms,
         challenge=opt.challenge, challenge_count=opt.challenge_count, challenge_seed=opt.challenge_seed,

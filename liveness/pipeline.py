@@ -7,10 +7,12 @@
     for face in pipe.process(frame):          # a BGR frame from OpenCV
         print(face.box, face.label, face.score, face.live)
 
-Per frame: the res10 SSD finds the faces; each is cropped with the padding the model
-was trained with; all crops are scored in one batch; faces are followed from frame
-to frame by box overlap, and each face's decision is its mean live score over its
-last `smooth` frames, so a label does not flicker. The demo, evaluate.py, the web
+Per frame: the res10 SSD finds the faces (with `detect_every` N > 1, only on every
+N-th frame and whenever tracking loses a face; in between, sparse optical flow carries
+each box forward: liveness/motion.py); each face is cropped with the padding the
+model was trained with; all crops are scored in one batch; faces are followed from
+frame to frame by box overlap, and each face's decision is its mean live score over
+its last `smooth` frames, so a label does not flicker. The demo, evaluate.py, the web
 server and the benchmarks all run this class, so they cannot disagree.
 
 One Pipeline per stream (it holds the tracks); the model and detector can be shared.
@@ -23,8 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from liveness.annotate import annotate
-from liveness.detector import FaceDetector, crop_faces
+from liveness.detector import Face, FaceDetector, crop_faces
 from liveness.model import LivenessModel
+from liveness.motion import DEFAULT_DETECT_EVERY, DetectSchedule, FlowTracker
 from liveness.tracking import DEFAULT_MAX_MISSED, FaceTracker
 
 DEFAULT_SMOOTH = 5  # frames a face's decision is averaged over
@@ -55,17 +58,41 @@ class Pipeline:
     def __init__(
         self, model: LivenessModel, detector: FaceDetector | None = None, *,
         smooth: int = DEFAULT_SMOOTH, padding: float | None = None, max_missed: int = DEFAULT_MAX_MISSED,
+        detect_every: int = DEFAULT_DETECT_EVERY,
     ) -> None:
         if smooth < 1:
             raise ValueError(f"smooth must be 1 or more frames (1 = no smoothing), got {smooth}")
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be 1 or more frames (1 = the detector on every frame), got {detect_every}")
         self.model = model
         self.detector = detector if detector is not None else FaceDetector()
         self.padding = model.padding if padding is None else float(padding)
         self.tracker = FaceTracker(smooth, max_missed=max_missed)
+        self.detect_every = detect_every
+        self.detections = 0  # frames the detector ran on
+        self.reset()
+
+    def find_faces(self, frame: np.ndarray) -> list[Face]:
+        """This frame's faces: from the detector when due (or tracking lost one), else
+        carried forward by optical flow from the last detection."""
+        index = self._frame
+        self._frame += 1
+        if self.detect_every > 1 and not self._schedule.need_detection(index):
+            moved = self._flow.step(frame)
+            lost = not moved or any(box is None for box, _ in moved)  # a face lost, or none to follow
+            if not self._schedule.need_detection(index, tracking_lost=lost):
+                # A carried box keeps the confidence of the detection it came from.
+                return [Face(box, face.confidence) for (box, _), face in zip(moved, self._faces)]
+        faces = self.detector.detect(frame)
+        self.detections += 1
+        if self.detect_every > 1:
+            self._flow.reset(frame, [f.box for f in faces])
+            self._faces = faces
+        return faces
 
     def process(self, frame: np.ndarray) -> list[FaceResult]:
         """The verdict on every face of `frame`, most confident first."""
-        faces_crops = crop_faces(frame, self.detector.detect(frame), self.padding)
+        faces_crops = crop_faces(frame, self.find_faces(frame), self.padding)
         scores = self.model.score([crop for _, crop in faces_crops]) if faces_crops else np.empty(0)
         tracked = self.tracker.update([f.box for f, _ in faces_crops], scores)
         labels = self.model.decide([t.smoothed for t in tracked])
@@ -82,6 +109,10 @@ class Pipeline:
     def reset(self) -> None:
         """Forget every face (a new stream, a new connection)."""
         self.tracker.reset()
+        self._frame = 0
+        self._faces: list[Face] = []
+        self._schedule = DetectSchedule(self.detect_every)
+        self._flow = FlowTracker()
 
     @property
     def faces_seen(self) -> int:
