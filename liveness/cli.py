@@ -57,7 +57,8 @@ def setup_logging(verbose: bool = False) -> None:
     # Library warnings (matplotlib, scikit-learn) become [WARNING] lines, not raw text.
     logging.captureWarnings(True)
     warnings.formatwarning = _one_line_warning
-    warnings.simplefilter("default" if verbose else "ignore", DeprecationWarning)
+    for category in (DeprecationWarning, FutureWarning):  # libraries' notes to their developers (tf2onnx: np.object)
+        warnings.simplefilter("default" if verbose else "ignore", category)
     import cv2
 
     if not verbose:  # OpenCV's own [ WARN:0@...] / [ERROR:0@...] lines break the one-line promise
