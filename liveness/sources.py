@@ -219,6 +219,7 @@ class FrameSource:
             self._first = first
         self._queue: queue.Queue = queue.Queue(maxsize=1 if self.is_live else buffer)
         self._closing = threading.Event()
+        self._release_when_done = False
         self._thread = threading.Thread(target=self._run, name="frame-reader", daemon=True)
         self._thread.start()
 
@@ -246,6 +247,8 @@ class FrameSource:
                 index += 1
         finally:
             self._put(_END)
+            if self._release_when_done:
+                self.cap.release()
 
     def _put(self, item) -> None:
         if self.is_live:
@@ -288,7 +291,12 @@ class FrameSource:
     def close(self) -> None:
         self.stopped = self.stopped or "closed"
         self._closing.set()
-        self._thread.join(timeout=2.0)
+        # A live reader can sit in FFmpeg's read until the stream's timeout: Ctrl-C must not
+        # wait for it, nor release the capture under it (a capture is not thread-safe).
+        self._thread.join(timeout=0.2 if self.is_live else 2.0)
+        if self._thread.is_alive():
+            self._release_when_done = True  # the reader releases it when its read returns
+            return
         self.cap.release()
 
     def __enter__(self) -> FrameSource:

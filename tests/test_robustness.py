@@ -253,6 +253,64 @@ def test_10_ctrl_c_while_a_stream_is_silent_ends_at_once(tiny_model, silent_serv
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == "[WARNING] interrupted", stderr[-2000:]
 
 
+@pytest.fixture
+def stalling_server():
+    """An MJPEG-over-HTTP server that sends a few frames per connection, then nothing: its URL."""
+    import socket
+    import threading
+
+    frame = cv2.imencode(".jpg", np.full((120, 160, 3), 90, np.uint8))[1].tobytes()
+    part = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(frame) + frame + b"\r\n"
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    held, stop = [], threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            held.append(conn)  # kept open after the frames, never closed: the stream stalls
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n" + part * 30)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/live.mjpg"
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def test_10_ctrl_c_while_a_stream_stalls_ends_at_once(tiny_model, stalling_server):
+    """A stream that delivered frames and went silent: Ctrl-C ends the demo (exit 0, a live
+    source has no end) with its summary, without waiting for the read timeout."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "liveness_demo.py"), "--input", stalling_server, "--model", str(tiny_model),
+         "--no-display", "--json", "--timeout", "60"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert json.loads(proc.stdout.readline())["frame"] >= 0  # it runs
+        time.sleep(1.0)  # the frames are used up: the reader waits in FFmpeg
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=10)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr[-2000:]
+    assert took < 2.0, took
+    only_log_lines(stderr)
+    assert "(interrupted)" in stderr.strip().splitlines()[-1], stderr[-2000:]
+
+
 # --- 11: Ctrl-C while train.py saves ------------------------------------------------------------
 def _interrupt(*args, **kwargs):
     raise KeyboardInterrupt
