@@ -128,7 +128,7 @@ def validate_manifest(folder: Path, m: dict, *, check_files: bool = True) -> Non
     if m.get("format") != FORMAT:
         raise _fail(folder, "format", f"must be {FORMAT!r}, got {str(m.get('format'))[:40]!r} (a newer or foreign model?)")
     if m.get("checksum") != manifest_checksum(m):
-        raise ModelError(f"model {folder}: {MANIFEST} was edited after training (its checksum does not match); retrain, or pass --threshold to change the operating point")
+        raise ModelError(f"model {folder}: {MANIFEST} was edited after training (its checksum does not match); retrain it, or give the threshold when running the model instead of editing the file")
     scorer = m.get("scorer")
     if scorer not in SCORERS:
         raise _fail(folder, "scorer", f"must be one of {', '.join(SCORERS)}, got {str(scorer)[:40]!r}")

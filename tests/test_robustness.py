@@ -408,6 +408,21 @@ def test_14_library_warnings_are_one_log_line(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("[WARNING] UserWarning: No artists with labels"), proc.stderr
 
 
+@pytest.mark.parametrize("edit", [{"threshold": 0.01}, {"threshold": None}, {"padding": 1e6}])
+def test_14_model_errors_name_no_flag(edit, tiny_model, tmp_path):
+    """The user gave no flag: a bad manifest is blamed on the file and field, never on --threshold."""
+    from liveness.model import load_model
+
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model, copy)
+    manifest = json.loads((copy / MANIFEST).read_text())
+    (copy / MANIFEST).write_text(json.dumps({**manifest, **edit}))
+    with pytest.raises(ModelError) as e:
+        load_model(copy)
+    assert str(copy / MANIFEST) in str(e.value) or f"model {copy}" in str(e.value)
+    assert "--" not in str(e.value) and "\n" not in str(e.value)
+
+
 def test_14_control_characters_from_files_are_not_echoed(tiny_model, face_video, tmp_path):
     # A model manifest field holding NUL and an escape sequence: the error names it escaped.
     copy = tmp_path / "model"
