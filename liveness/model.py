@@ -352,6 +352,8 @@ def load_model(path: str | Path, *, threshold: float | None = None, backend: str
         shape_in, shape_out = model.cnn.input_shape, model.cnn.output_shape
         if tuple(shape_in[1:]) != (model.input_size, model.input_size, 3) or shape_out[-1] != 2:
             raise ModelError(f"model {folder}: {CNN_FILE} takes {shape_in[1:]} and gives {shape_out[-1]} classes, not what {MANIFEST} says")
+        if not all(np.isfinite(w).all() for w in model.cnn.get_weights()):  # NaN weights: every face NaN, decided "attack"
+            raise ModelError(f"model {folder}: {CNN_FILE} holds weights that are not finite numbers")
     return model.with_threshold(threshold)
 
 

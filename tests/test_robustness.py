@@ -140,6 +140,25 @@ def test_1_evaluate_refuses_a_model_without_its_manifest(tiny_model, dataset, tm
     assert not list(tmp_path.glob("reports/e_*"))  # no report at a threshold nobody chose
 
 
+def test_2_json_lines_stay_valid_json_when_a_score_is_nan(tiny_model, face_video, monkeypatch):
+    """Whatever a model computes, --json writes JSON (NaN is not JSON: it becomes null)."""
+    import io
+
+    import liveness_demo
+    from liveness.model import LivenessModel
+
+    monkeypatch.setattr(LivenessModel, "score", lambda self, faces: np.full(len(faces), np.nan))
+    stream = io.StringIO()
+    liveness_demo.run(input=face_video, model=tiny_model, display=False, json_lines=True, json_stream=stream, max_frames=3)
+
+    def refuse(constant):
+        raise ValueError(f"{constant} in a JSON line")
+
+    lines = [json.loads(line, parse_constant=refuse) for line in stream.getvalue().splitlines()]
+    faces = [f for line in lines for f in line["faces"]]
+    assert len(lines) == 3 and faces and all(f["raw_score"] is None for f in faces)
+
+
 # --- 3, 6: full disks and unwritable targets ------------------------------------------------------
 # 3  demo --output on a full disk: test_demo.py::test_full_disk_keeps_the_previous_output_script.
 def test_3_json_lines_to_a_full_disk_end_with_one_line(tiny_model, face_video, tmp_path):
@@ -384,14 +403,28 @@ model.compile(optimizer="adam", loss="categorical_crossentropy")
 x = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3)).astype(np.float32)
 model.fit(x, np.eye(2)[[0, 1] * 4], epochs=1, verbose=0)
 print(CNNRunner(model).probabilities([np.zeros((20, 20, 3), np.uint8)]).shape)
+# Case 2 for the CNN: a cnn.keras whose weights are NaN would call every face an attack.
+import sys
+from liveness.errors import ModelError
+from liveness.model import load_model, write_model
+model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+folder = sys.argv[1]
+write_model(folder, {"scorer": "cnn", "labels": ["fake", "real"], "live_label": "real", "threshold": 0.5,
+                     "threshold_source": "test", "padding": 0.0, "lbp_weight": 0.0, "input_size": 16}, cnn=model)
+try:
+    load_model(folder)
+except ModelError as e:
+    print(e)
 """
 
 
 @pytest.mark.slow
-def test_14_tensorflow_start_up_prints_nothing():
+def test_14_tensorflow_start_up_prints_nothing_and_2_nan_cnn_weights_are_refused(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
-    proc = subprocess.run([sys.executable, "-c", CNN_RUN], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0 and proc.stdout == "(1, 2)\n", proc.stderr[-3000:]
+    proc = subprocess.run([sys.executable, "-c", CNN_RUN, str(tmp_path / "nan")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines() == ["(1, 2)", f"model {tmp_path / 'nan'}: cnn.keras holds weights that are not finite numbers"]
     assert proc.stderr == "", proc.stderr[-3000:]
 
 
