@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from liveness import DEFAULT_MODEL, OUTPUT, label_from_name
 from liveness import detector as det
-from liveness.cli import EXIT_OK, EXIT_PARTIAL, UserError, cli_main, ensure_writable_dir, fraction, positive_int, ranged, setup_logging
+from liveness.cli import EXIT_OK, UserError, cli_main, ensure_writable_dir, fraction, positive_int, ranged, setup_logging
 from liveness.crops import source_key, video_digest
 from liveness.dataset import Sample, check_classes, describe, find_samples, read_images
 from liveness.errors import DataError, LivenessError
@@ -41,7 +41,8 @@ BATCH = 256
 
 
 def score_crops(model: LivenessModel, samples: list[Sample]) -> tuple[np.ndarray, list[Sample]]:
-    """Live scores of stored crops (already cut: scored as they are), in batches."""
+    """Live scores of stored crops (already cut: scored as they are), in batches.
+    Unreadable files are skipped and counted (read_images: the suite's one policy)."""
     scores, kept = [], []
     for start in range(0, len(samples), BATCH):
         faces, ok = read_images(samples[start:start + BATCH], allow_empty=True)
@@ -83,7 +84,7 @@ def score_videos(pipeline: Pipeline, folder: Path, *, skip: int) -> tuple[np.nda
         try:
             s, smp = score_video(pipeline, video, label, skip=skip)
         except LivenessError as e:
-            LOGGER.error("%s", e)  # one bad file must not stop the others
+            LOGGER.warning("skipped %s", e)  # one bad file must not stop the others
             failed.append(str(video))
             continue
         scores += s
@@ -117,11 +118,15 @@ def run(
     samples = find_samples([Path(d) for d in dataset], classes, group_pattern) if dataset else None
     liveness_model = load_model(model, threshold=threshold, backend=backend)
     live = liveness_model.live_label
-    failed: list[str] = []
+    failed: list[str] = []  # videos that did not decode
+    unreadable: list[str] = []  # crops that did not decode
     if samples is not None:
         check_classes(samples, live, min_per_class=1)
         LOGGER.info("dataset: %s", describe(samples))
-        scores, samples = score_crops(liveness_model, samples)
+        scores, kept = score_crops(liveness_model, samples)
+        kept_ids = {id(k) for k in kept}
+        unreadable = [str(s.path) for s in samples if id(s) not in kept_ids]
+        samples = kept
     else:
         face_detector = det.FaceDetector(detector_dir=Path(detector) if detector else None, confidence=confidence)
         pipeline = Pipeline(liveness_model, face_detector, detect_every=detect_every)
@@ -133,10 +138,13 @@ def run(
     LOGGER.info("threshold %.3f (%s)", liveness_model.threshold, "given" if threshold is not None else "saved with the model")
     metrics = write_evaluation(
         prefixed(prefix), samples, scores, labels=liveness_model.labels, live_label=live, threshold=liveness_model.threshold,
-        extra={"model": str(model), "data": [str(d) for d in dataset] if dataset else str(videos), "failed_videos": failed},
+        extra={"model": str(model), "data": [str(d) for d in dataset] if dataset else str(videos), "failed_videos": failed,
+               "unreadable": unreadable},
         title="evaluation",
     )
     LOGGER.info("saved %s_{metrics.json,predictions.csv,roc.png,confusion.png}", prefix)
+    if failed or unreadable:
+        LOGGER.info("skipped: %d video(s) and %d image(s) that did not decode (listed in the metrics)", len(failed), len(unreadable))
     return metrics
 
 
@@ -160,12 +168,12 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(opt: argparse.Namespace) -> int:
     setup_logging(opt.verbose)
-    metrics = run(
+    run(
         model=opt.model, dataset=opt.dataset, videos=opt.videos, output=opt.output,
         threshold=opt.threshold, detector=opt.detector, confidence=opt.confidence, skip=opt.skip, detect_every=opt.detect_every,
         classes=opt.classes, group_pattern=opt.group_pattern, backend=opt.backend,
     )
-    return EXIT_PARTIAL if metrics.get("failed_videos") else EXIT_OK
+    return EXIT_OK  # inputs that did not decode were skipped and reported; none usable is a DataError
 
 
 if __name__ == "__main__":

@@ -26,10 +26,10 @@ from liveness import detector as det
 from liveness.detector import crop_faces
 from liveness import LIVE_LABEL, SPOOF_LABEL, label_from_name
 from liveness.cli import (
-    EXIT_OK, EXIT_PARTIAL, UserError, cli_main, ensure_writable_dir, fraction, padding_float, positive_int, ranged, setup_logging,
+    EXIT_OK, UserError, cli_main, ensure_writable_dir, fraction, padding_float, positive_int, ranged, setup_logging,
 )
-from liveness.errors import LivenessError
-from liveness.crops import MAX_PADDING, ManifestRow, crop_name, paddings, slug, source_key, video_digest, write_manifest
+from liveness.errors import DataError, LivenessError
+from liveness.crops import MAX_PADDING, ManifestRow, crop_name, paddings, read_manifest, slug, source_key, video_digest, write_manifest
 from liveness.fileio import write_image
 from liveness.sources import FrameSource, Source, list_videos, resolve_source
 
@@ -80,6 +80,7 @@ def gather_video(
         stamp = time.strftime("%Y%m%d-%H%M%S")
         key = f"{slug(str(source))}_{stamp}_{0:08x}"
         subject = slug(str(source))
+    known = read_manifest(output)
     frames = FrameSource(source, skip=skip)
     total = frames.frame_count_hint if source.kind == "file" else max_frames
     rejected_before = detector.rejected.copy()
@@ -98,12 +99,14 @@ def gather_video(
                 for k, (face, crop) in enumerate(crop_faces(frame, faces, padding)):
                     name = crop_name(key, index, k)
                     path = output / name
+                    row = ManifestRow(name, key, str(source), subject, index, *face.box, face.confidence, padding)
                     if path.exists():
                         summary.already_there += 1
+                        row = known.get(name, row)  # cut earlier, maybe with another padding: its row says how
                     else:
                         write_image(path, crop)
                         summary.faces_saved += 1
-                    rows.append(ManifestRow(name, key, str(source), subject, index, *face.box, face.confidence, padding))
+                    rows.append(row)
             if max_frames and summary.frames_read >= max_frames:
                 break
     except KeyboardInterrupt:
@@ -210,7 +213,7 @@ def run(
             except LivenessError as e:
                 if source.kind != "folder":
                     raise
-                LOGGER.error("%s", e)  # one bad file must not stop the others
+                LOGGER.warning("skipped %s", e)  # one bad file must not stop the others
                 summary = VideoSummary(str(video), error=str(e))
             summaries.append(summary)
     finally:
@@ -220,10 +223,12 @@ def run(
     print_summary(summaries)
     saved = sum(s.faces_saved for s in summaries)
     LOGGER.info("%d new face crops in %s", saved, out_dir)
+    # The suite's one policy for unreadable inputs: skip, count, report; fail only when nothing was usable.
     failed = [s for s in summaries if s.error]
+    if failed and len(failed) == len(summaries):
+        raise DataError(f"none of the {len(summaries)} videos under {source.value} could be read")
     if failed:
-        LOGGER.error("%d of %d videos failed", len(failed), len(summaries))
-        return EXIT_PARTIAL, summaries
+        LOGGER.warning("skipped %d of %d videos that did not decode (see the summary)", len(failed), len(summaries))
     return EXIT_OK, summaries
 
 

@@ -58,7 +58,7 @@ from liveness.challenge import DEFAULT_COUNT, KINDS, parse_kinds
 from liveness.cli import EXIT_INTERRUPTED, EXIT_OK, UserError, cli_main, ensure_parent_dir, fraction, positive_int, ranged, setup_logging
 from liveness.display import FpsMeter, Window, display_available
 from liveness.errors import OutputError, SourceError
-from liveness.fileio import atomic_path
+from liveness.fileio import atomic_path, jsonable
 from liveness.model import load_label_encoder, load_model
 from liveness.motion import DEFAULT_DETECT_EVERY
 from liveness.pipeline import DEFAULT_SMOOTH, Pipeline
@@ -244,8 +244,8 @@ def run(
                     for face, v in zip(faces, verdicts or ()):
                         face.update(challenge=v["challenge"], prompt=v["prompt"], passive_live=face["live"],
                                     live=v["live"], decided_by=v["decided_by"])
-                    lines = [json.dumps({"event": e.pop("event"), "frame": index, **e}) for e in events]
-                    lines.append(json.dumps({"frame": index, "time": round(t, 4), "faces": faces}))
+                    lines = [json.dumps(jsonable({"event": e.pop("event"), "frame": index, **e}), allow_nan=False) for e in events]
+                    lines.append(json.dumps(jsonable({"frame": index, "time": round(t, 4), "faces": faces}), allow_nan=False))  # NaN is not JSON: null
                     if not _write_line(json_stream, "\n".join(lines)):
                         summary.stopped = "stdout closed"  # e.g. piped into `head`
                         break

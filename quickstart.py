@@ -87,9 +87,8 @@ def run(*, skip: int = 2, display: bool | None = None, model: Path = DEFAULT_MOD
     LOGGER.info("step 0/3: data = %s", plan.what)
     LOGGER.info("step 1/3: gather face crops into %s", DATASET)
     for folder in plan.video_folders:
-        code, _ = gather_examples.run(input=folder, output=DATASET, skip=skip, label_from_names=True, progress=False)
-        if code:
-            LOGGER.warning("some videos of %s failed; training on the rest", folder)
+        # Videos that do not decode are skipped with a warning; none usable is a DataError.
+        gather_examples.run(input=folder, output=DATASET, skip=skip, label_from_names=True, progress=False)
     datasets = [DATASET, *plan.crop_folders]
     LOGGER.info("step 2/3: train on %s crop folder(s)%s", len(datasets), f" (without {plan.held_out})" if plan.held_out else "")
     train.run(dataset=datasets, model=model, group_pattern=plan.group_pattern)

@@ -22,7 +22,7 @@ from liveness.errors import LivenessError, OutputError
 LOGGER = logging.getLogger("liveness")
 
 EXIT_OK = 0
-EXIT_PARTIAL = 1  # ran to the end, but some inputs failed
+EXIT_PARTIAL = 1  # kept for callers; the scripts skip unreadable inputs and fail only when none was usable
 EXIT_USAGE = 2  # bad input: nothing (more) was done
 EXIT_INTERRUPTED = 130
 
@@ -41,6 +41,11 @@ def printable(text: object, limit: int = 300) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A library warning as one line: no file:line prefix, no source line, no trailing newline."""
+    return printable(f"{category.__name__}: {' '.join(str(message).split())}", 500)
+
+
 def setup_logging(verbose: bool = False) -> None:
     """`[INFO] ...` lines on stderr, as the tutorial prints them; stdout stays for data."""
     logging.basicConfig(
@@ -51,7 +56,9 @@ def setup_logging(verbose: bool = False) -> None:
     )
     # Library warnings (matplotlib, scikit-learn) become [WARNING] lines, not raw text.
     logging.captureWarnings(True)
-    warnings.simplefilter("default" if verbose else "ignore", DeprecationWarning)
+    warnings.formatwarning = _one_line_warning
+    for category in (DeprecationWarning, FutureWarning):  # libraries' notes to their developers (tf2onnx: np.object)
+        warnings.simplefilter("default" if verbose else "ignore", category)
     import cv2
 
     if not verbose:  # OpenCV's own [ WARN:0@...] / [ERROR:0@...] lines break the one-line promise

@@ -18,6 +18,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from liveness.errors import DataError
 from liveness.fileio import atomic_write_text, file_digest
 
 MANIFEST_NAME = "manifest.csv"
@@ -75,18 +76,22 @@ def read_manifest(folder: Path) -> dict[str, ManifestRow]:
     if not path.is_file():
         return {}
     rows = {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        for raw in csv.DictReader(fh):
-            try:
-                row = ManifestRow(
-                    file=raw["file"], source=raw["source"], video=raw["video"], subject=raw["subject"],
-                    frame=int(raw["frame"]), x1=int(raw["x1"]), y1=int(raw["y1"]), x2=int(raw["x2"]),
-                    y2=int(raw["y2"]), confidence=float(raw["confidence"]),
-                    padding=float(raw["padding"]) if raw.get("padding") not in (None, "") else None,
-                )
-            except (KeyError, TypeError, ValueError):
-                continue  # a hand-edited or foreign row: the file name still carries the origin
-            rows[row.file] = row
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            raw_rows = list(csv.DictReader(fh))
+    except (UnicodeDecodeError, csv.Error) as e:  # rewriting it would lose the user's rows: refuse
+        raise DataError(f"{path} is not a crop manifest this suite can read ({type(e).__name__}); move it aside") from None
+    for raw in raw_rows:
+        try:
+            row = ManifestRow(
+                file=raw["file"], source=raw["source"], video=raw["video"], subject=raw["subject"],
+                frame=int(raw["frame"]), x1=int(raw["x1"]), y1=int(raw["y1"]), x2=int(raw["x2"]),
+                y2=int(raw["y2"]), confidence=float(raw["confidence"]),
+                padding=float(raw["padding"]) if raw.get("padding") not in (None, "") else None,
+            )
+        except (KeyError, TypeError, ValueError):
+            continue  # a hand-edited or foreign row: the file name still carries the origin
+        rows[row.file] = row
     return rows
 
 

@@ -128,7 +128,7 @@ def validate_manifest(folder: Path, m: dict, *, check_files: bool = True) -> Non
     if m.get("format") != FORMAT:
         raise _fail(folder, "format", f"must be {FORMAT!r}, got {str(m.get('format'))[:40]!r} (a newer or foreign model?)")
     if m.get("checksum") != manifest_checksum(m):
-        raise ModelError(f"model {folder}: {MANIFEST} was edited after training (its checksum does not match); retrain, or pass --threshold to change the operating point")
+        raise ModelError(f"model {folder}: {MANIFEST} was edited after training (its checksum does not match); retrain it, or give the threshold when running the model instead of editing the file")
     scorer = m.get("scorer")
     if scorer not in SCORERS:
         raise _fail(folder, "scorer", f"must be one of {', '.join(SCORERS)}, got {str(scorer)[:40]!r}")
@@ -352,6 +352,8 @@ def load_model(path: str | Path, *, threshold: float | None = None, backend: str
         shape_in, shape_out = model.cnn.input_shape, model.cnn.output_shape
         if tuple(shape_in[1:]) != (model.input_size, model.input_size, 3) or shape_out[-1] != 2:
             raise ModelError(f"model {folder}: {CNN_FILE} takes {shape_in[1:]} and gives {shape_out[-1]} classes, not what {MANIFEST} says")
+        if not all(np.isfinite(w).all() for w in model.cnn.get_weights()):  # NaN weights: every face NaN, decided "attack"
+            raise ModelError(f"model {folder}: {CNN_FILE} holds weights that are not finite numbers")
     return model.with_threshold(threshold)
 
 

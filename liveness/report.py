@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -12,11 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from liveness.dataset import Sample
-from liveness.fileio import atomic_write_text, write_json
+from liveness.fileio import atomic_path, write_json
 from liveness.metrics import per_source, summarize
 from liveness.plots import plot_confusion, plot_roc
 
 LOGGER = logging.getLogger("liveness")
+REPORT_FILES = ("metrics.json", "predictions.csv", "roc.png", "confusion.png")
 
 
 def fmt(value: float, pct: bool = True) -> str:
@@ -76,14 +78,6 @@ def write_evaluation(
     for line in report.rstrip().splitlines():
         LOGGER.info("  %s", line)
 
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["path", "group", "source", "label", "score_live", "decision"])
-    for s, sc, d in zip(samples, scores, decisions):
-        writer.writerow([s.path, s.group, s.source, s.label, f"{sc:.6f}", d])
-    atomic_write_text(where("predictions.csv"), buf.getvalue())
-    plot_roc(is_live, scores, where("roc.png"), threshold, title=f"ROC, {title} data")
-    plot_confusion(metrics["confusion"], [attack_label, live_label], where("confusion.png"), title=f"Confusion, {title} data")
     payload = {
         **(extra or {}),
         title: metrics,
@@ -91,5 +85,17 @@ def write_evaluation(
         "per_source": sources,
         "video_level": {"correct": video_correct, "total": len(sources)},
     }
-    write_json(where("metrics.json"), payload)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["path", "group", "source", "label", "score_live", "decision"])
+    for s, sc, d in zip(samples, scores, decisions):
+        writer.writerow([s.path, s.group, s.source, s.label, f"{sc:.6f}", d])
+    # The four files are one unit: each is written to a temporary name, and all are renamed
+    # into place only once every one is written (a full disk leaves the previous set, not a mix).
+    with contextlib.ExitStack() as stack:
+        tmp = {name: stack.enter_context(atomic_path(where(name))) for name in REPORT_FILES}
+        tmp["predictions.csv"].write_text(buf.getvalue(), encoding="utf-8")
+        plot_roc(is_live, scores, tmp["roc.png"], threshold, title=f"ROC, {title} data")
+        plot_confusion(metrics["confusion"], [attack_label, live_label], tmp["confusion.png"], title=f"Confusion, {title} data")
+        write_json(tmp["metrics.json"], payload)
     return payload

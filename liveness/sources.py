@@ -120,6 +120,19 @@ def _quiet_opencv() -> Iterator[None]:
         cv2.utils.logging.setLogLevel(level)
 
 
+def _open_interruptibly(open_fn) -> cv2.VideoCapture:
+    """Run a blocking open in a thread and wait in short slices: Ctrl-C must not wait
+    for FFmpeg's timeout (a signal reaches Python only between its C calls)."""
+    box: list = []
+    thread = threading.Thread(target=lambda: box.append(open_fn()), name="stream-open", daemon=True)
+    thread.start()
+    while thread.is_alive():  # a KeyboardInterrupt here abandons the daemon thread
+        thread.join(0.1)
+    if not box:
+        raise SourceError("the stream could not be opened (OpenCV failed)")
+    return box[0]
+
+
 def open_capture(source: Source, *, timeout: float = DEFAULT_TIMEOUT_S) -> cv2.VideoCapture:
     """An opened cv2.VideoCapture, or a SourceError that says which input failed and why."""
     if source.kind == "webcam":
@@ -138,7 +151,7 @@ def open_capture(source: Source, *, timeout: float = DEFAULT_TIMEOUT_S) -> cv2.V
         ms = int(timeout * 1000)
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
         with _quiet_opencv():
-            cap = cv2.VideoCapture(str(source.value), cv2.CAP_FFMPEG, params)
+            cap = _open_interruptibly(lambda: cv2.VideoCapture(str(source.value), cv2.CAP_FFMPEG, params))
     else:
         cap = cv2.VideoCapture(str(source.value))
     if not cap.isOpened():
@@ -206,6 +219,7 @@ class FrameSource:
             self._first = first
         self._queue: queue.Queue = queue.Queue(maxsize=1 if self.is_live else buffer)
         self._closing = threading.Event()
+        self._release_when_done = False
         self._thread = threading.Thread(target=self._run, name="frame-reader", daemon=True)
         self._thread.start()
 
@@ -233,6 +247,8 @@ class FrameSource:
                 index += 1
         finally:
             self._put(_END)
+            if self._release_when_done:
+                self.cap.release()
 
     def _put(self, item) -> None:
         if self.is_live:
@@ -275,7 +291,12 @@ class FrameSource:
     def close(self) -> None:
         self.stopped = self.stopped or "closed"
         self._closing.set()
-        self._thread.join(timeout=2.0)
+        # A live reader can sit in FFmpeg's read until the stream's timeout: Ctrl-C must not
+        # wait for it, nor release the capture under it (a capture is not thread-safe).
+        self._thread.join(timeout=0.2 if self.is_live else 2.0)
+        if self._thread.is_alive():
+            self._release_when_done = True  # the reader releases it when its read returns
+            return
         self.cap.release()
 
     def __enter__(self) -> FrameSource:

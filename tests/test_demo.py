@@ -542,7 +542,7 @@ def _edit_threshold(folder: Path) -> None:
 BROKEN_MODELS = {
     # name: (how to break a copy of a good model folder, words the one error line holds)
     "no manifest": (lambda f: (f / MANIFEST).unlink(), ("has no manifest.json",)),
-    "edited manifest": (_edit_threshold, ("edited after training", "--threshold")),
+    "edited manifest": (_edit_threshold, ("edited after training", "give the threshold when running")),
     "no lbp.npz": (lambda f: (f / "lbp.npz").unlink(), ("lbp.npz is missing",)),
     "truncated lbp.npz": (lambda f: (f / "lbp.npz").write_bytes((f / "lbp.npz").read_bytes()[:100]), ("lbp.npz",)),
 }

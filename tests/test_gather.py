@@ -22,8 +22,8 @@ import pytest
 import gather_examples
 from liveness import ROOT
 from liveness import detector as det
-from liveness.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
-from liveness.errors import LivenessError, OutputError
+from liveness.cli import EXIT_OK, EXIT_USAGE
+from liveness.errors import DataError, LivenessError, OutputError
 from liveness.crops import MANIFEST_NAME, crop_name, parse_crop_name, read_manifest, source_key, video_digest
 from liveness.sources import iter_frames, list_videos
 
@@ -380,7 +380,7 @@ def test_folder_with_a_bad_file_processes_the_good_one(face_video: Path, tmp_pat
     header_only_copy(face_video, videos / "hollow.mp4")
     out = tmp_path / "out"
     code, summaries = gather(input=videos, output=out)
-    assert code == EXIT_PARTIAL
+    assert code == EXIT_OK  # skipped, counted, reported: non-zero only when nothing was usable
     by_name = {Path(s.video).name: s for s in summaries}
     assert set(by_name) == {"good.mp4", "bad.mp4", "hollow.mp4"}
     good = by_name["good.mp4"]
@@ -397,8 +397,8 @@ def test_folder_whose_videos_all_fail_gets_no_manifest(tmp_path: Path) -> None:
     videos.mkdir()
     (videos / "bad.mp4").write_text("not a video")
     out = tmp_path / "out"
-    code, [summary] = gather(input=videos, output=out)
-    assert code == EXIT_PARTIAL and "bad.mp4 is not a video file" in summary.error
+    with pytest.raises(DataError, match="none of the 1 videos"):
+        gather(input=videos, output=out)
     assert list(out.iterdir()) == []
 
 
