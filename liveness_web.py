@@ -1,0 +1,139 @@
+"""Serve liveness to a browser: a webcam page, uploads and a JSON API, all on one model.
+
+Usage:
+    python liveness_web.py --model output/liveness                  # then open http://127.0.0.1:8000/
+    python liveness_web.py --model output/liveness --port 8080 --max-clients 4
+    python liveness_web.py --model output/liveness --host 0.0.0.0 --ssl-certfile cert.pem --ssl-keyfile key.pem
+    curl -F file=@face.jpg http://127.0.0.1:8000/api/predict
+
+The model is loaded once; every camera connection and request runs the package's
+per-frame pipeline (detector, crop, scorer, threshold, tracking) on it. It listens on
+127.0.0.1 unless --host says otherwise. Browsers give a page the camera only on
+localhost or over https: from another machine, serve with --ssl-certfile/--ssl-keyfile
+(or behind a TLS proxy), or use the page's upload tab.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import socket
+from pathlib import Path
+
+from liveness import ROOT
+from liveness.cli import UserError, cli_main, setup_logging
+from liveness.web.app import Limits
+
+LOGGER = logging.getLogger("liveness")
+
+DEFAULT_MODEL = ROOT / "output" / "liveness"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+LIMITS = Limits()
+DEFAULT_MAX_UPLOAD_MB = LIMITS.max_upload_bytes / 2**20
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as e:
+        raise UserError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def run(
+    *,
+    model: Path = DEFAULT_MODEL,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    max_pixels: int = LIMITS.max_pixels,
+    max_clients: int = LIMITS.max_clients,
+    max_fps: float = LIMITS.max_fps,
+    max_video_frames: int = LIMITS.max_video_frames,
+    detector: Path | None = None,
+    confidence: float | None = None,
+    ssl_certfile: Path | None = None,
+    ssl_keyfile: Path | None = None,
+    verbose: bool = False,
+) -> int:
+    """Load the model, then serve until Ctrl-C. Bad options raise UserError before anything starts."""
+    import uvicorn
+
+    from liveness.detector import DEFAULT_CONFIDENCE, FaceDetector
+    from liveness.model import load_model
+    from liveness.web.app import create_app, default_pipeline_factory, model_name
+
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port must be 0-65535, got {port}")
+    for name, value in (("--max-upload-mb", max_upload_mb), ("--max-pixels", max_pixels), ("--max-clients", max_clients),
+                        ("--max-fps", max_fps), ("--max-video-frames", max_video_frames)):
+        if not value > 0:
+            raise UserError(f"{name} must be more than 0, got {value}")
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise UserError("--ssl-certfile and --ssl-keyfile go together")
+    for path in (ssl_certfile, ssl_keyfile):
+        if path is not None and not Path(path).is_file():
+            raise UserError(f"{path} does not exist")
+    limits = Limits(max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels, max_clients=max_clients,
+                    max_fps=max_fps, max_video_frames=max_video_frames)
+
+    loaded = load_model(model)
+    face_detector = FaceDetector(detector, confidence=DEFAULT_CONFIDENCE if confidence is None else confidence)
+    app = create_app(loaded, pipeline_factory=default_pipeline_factory(loaded, face_detector), limits=limits)
+    sock = _listen(host, port)
+    bound_port = sock.getsockname()[1]
+    scheme = "https" if ssl_certfile else "http"
+    shown_host = f"[{host}]" if ":" in host else host
+    LOGGER.info("model %s (%s), threshold %.3f", model_name(loaded), getattr(loaded, "scorer", "?"), loaded.threshold)
+    LOGGER.info("serving %s://%s:%d/ (Ctrl-C stops)", scheme, shown_host, bound_port)
+    if not _is_loopback(host):
+        LOGGER.warning("listening on %s: other machines can reach this server%s", host,
+                       "" if ssl_certfile else "; their browsers give the page a camera only over https")
+    config = uvicorn.Config(
+        app, log_config=None, log_level="info" if verbose else "warning", access_log=verbose,
+        ws_max_size=limits.max_frame_bytes, server_header=False,
+        ssl_certfile=str(ssl_certfile) if ssl_certfile else None, ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+    )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+    return 0
+
+
+def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description="serve the liveness pipeline to a web page and a JSON API")
+    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model folder written by train.py")
+    ap.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (0.0.0.0: every network)")
+    ap.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    ap.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
+                    help="largest image or video a client may POST")
+    ap.add_argument("--max-pixels", type=int, default=LIMITS.max_pixels, help="largest image or video frame, in pixels")
+    ap.add_argument("--max-clients", type=int, default=LIMITS.max_clients, help="camera connections at once")
+    ap.add_argument("--max-fps", type=float, default=LIMITS.max_fps, help="frames a second each page sends at most")
+    ap.add_argument("--max-video-frames", type=int, default=LIMITS.max_video_frames,
+                    help="frames scored per uploaded video, spread over its length")
+    ap.add_argument("--detector", type=Path, default=None, help="folder with the res10 SSD files")
+    ap.add_argument("--confidence", type=float, default=None, help="face detector confidence")
+    ap.add_argument("--ssl-certfile", type=Path, default=None, help="serve https with this certificate")
+    ap.add_argument("--ssl-keyfile", type=Path, default=None, help="... and this private key")
+    ap.add_argument("--verbose", action="store_true", help="log every request")
+    return ap.parse_args(argv)
+
+
+def main(opt: argparse.Namespace) -> int:
+    setup_logging(opt.verbose)
+    return run(**vars(opt))
+
+
+if __name__ == "__main__":
+    cli_main(lambda: main(parse_opt()))
