@@ -66,7 +66,7 @@ class StandInModel:
     live_label, attack_label = LIVE_LABEL, SPOOF_LABEL
     threshold = 0.4
     padding = 0.0
-    manifest = {"name": "stand-in"}
+    name = "stand-in"
 
     def score(self, faces):
         return np.array([float(face[..., 1].mean()) / 255.0 for face in faces])

@@ -186,8 +186,9 @@ def face_json(result: Any) -> dict:
 
 
 def model_name(model: Any) -> str:
-    manifest = getattr(model, "manifest", None) or {}
-    return str(manifest.get("name") or Path(str(getattr(model, "path", "model"))).name)
+    """The model folder's name (LivenessModel.name), for /healthz and the page."""
+    name = getattr(model, "name", None)
+    return str(name or Path(str(getattr(model, "path", "model"))).name)
 
 
 def default_pipeline_factory(model: Any, detector: Any = None) -> Callable[[], Any]:
