@@ -444,6 +444,16 @@ def test_the_page_in_chromium_shows_video_boxes_and_the_servers_labels(model, de
                         sent: window.liveness.sent, errors: window.liveness.errors};
             }""")
             page.screenshot(path=str(tmp_path / "page.png"))
+            # the upload tab: an image in, the annotated image and the verdicts out
+            still = tmp_path / "frame.png"
+            cv2.imwrite(str(still), frames[0])
+            page.click("#tab-upload")
+            page.set_input_files("#file", str(still))
+            page.wait_for_selector("#result-image:not([hidden])", timeout=30_000)
+            uploaded = page.evaluate("""() => ({status: document.getElementById('upload-status').textContent,
+                                                 width: document.getElementById('result-image').naturalWidth,
+                                                 camera: window.liveness.sent})""")
+            page.screenshot(path=str(tmp_path / "upload.png"))
         finally:
             browser.close()
 
@@ -457,5 +467,7 @@ def test_the_page_in_chromium_shows_video_boxes_and_the_servers_labels(model, de
     server_labels = [face["label"] for face in answer["faces"]]
     assert shown["labels"] == shown["listed"] == server_labels and shown["listFrame"] == shown["id"]
     assert all(label in (LIVE_LABEL, SPOOF_LABEL) for label in server_labels)
+    expected = expected_faces(model, detector, cv2.imencode(".png", frames[0])[1].tobytes())
+    assert uploaded["width"] == 480 and uploaded["status"].startswith(f"{expected[0]['label']} {expected[0]['score']:.2f}")
     screenshot = cv2.imread(str(tmp_path / "page.png"))
     assert screenshot is not None and screenshot.std() > 10  # not a blank page
