@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import math
 import socket
 from pathlib import Path
 
@@ -66,18 +67,12 @@ def run(
     verbose: bool = False,
 ) -> int:
     """Load the model, then serve until Ctrl-C. Bad options raise UserError before anything starts."""
-    import uvicorn
-
-    from liveness.detector import DEFAULT_CONFIDENCE, FaceDetector
-    from liveness.model import load_model
-    from liveness.web.app import create_app, default_pipeline_factory, model_name
-
     if not 0 <= port <= 65535:
         raise UserError(f"--port must be 0-65535, got {port}")
     for name, value in (("--max-upload-mb", max_upload_mb), ("--max-pixels", max_pixels), ("--max-clients", max_clients),
                         ("--max-fps", max_fps), ("--max-video-frames", max_video_frames)):
-        if not value > 0:
-            raise UserError(f"{name} must be more than 0, got {value}")
+        if not (value > 0 and math.isfinite(value)):
+            raise UserError(f"{name} must be a number more than 0, got {value}")
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise UserError("--ssl-certfile and --ssl-keyfile go together")
     for path in (ssl_certfile, ssl_keyfile):
@@ -86,24 +81,30 @@ def run(
     limits = Limits(max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels, max_clients=max_clients,
                     max_fps=max_fps, max_video_frames=max_video_frames)
 
-    loaded = load_model(model)
-    face_detector = FaceDetector(detector, confidence=DEFAULT_CONFIDENCE if confidence is None else confidence)
-    app = create_app(loaded, pipeline_factory=default_pipeline_factory(loaded, face_detector), limits=limits)
-    sock = _listen(host, port)
-    bound_port = sock.getsockname()[1]
-    scheme = "https" if ssl_certfile else "http"
-    shown_host = f"[{host}]" if ":" in host else host
-    LOGGER.info("model %s (%s), threshold %.3f", model_name(loaded), getattr(loaded, "scorer", "?"), loaded.threshold)
-    LOGGER.info("serving %s://%s:%d/ (Ctrl-C stops)", scheme, shown_host, bound_port)
-    if not _is_loopback(host):
-        LOGGER.warning("listening on %s: other machines can reach this server%s", host,
-                       "" if ssl_certfile else "; their browsers give the page a camera only over https")
-    config = uvicorn.Config(
-        app, log_config=None, log_level="info" if verbose else "warning", access_log=verbose,
-        ws_max_size=limits.max_frame_bytes, server_header=False,
-        ssl_certfile=str(ssl_certfile) if ssl_certfile else None, ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
-    )
+    import uvicorn
+
+    from liveness.detector import DEFAULT_CONFIDENCE, FaceDetector
+    from liveness.model import load_model
+    from liveness.web.app import create_app, default_pipeline_factory, model_name
+
+    sock = _listen(host, port)  # before the model loads: a busy port fails at once
     try:
+        loaded = load_model(model)
+        face_detector = FaceDetector(detector, confidence=DEFAULT_CONFIDENCE if confidence is None else confidence)
+        app = create_app(loaded, pipeline_factory=default_pipeline_factory(loaded, face_detector), limits=limits)
+        scheme = "https" if ssl_certfile else "http"
+        shown_host = f"[{host}]" if ":" in host else host
+        LOGGER.info("model %s (%s), threshold %.3f", model_name(loaded), getattr(loaded, "scorer", "?"), loaded.threshold)
+        LOGGER.info("serving %s://%s:%d/ (Ctrl-C stops)", scheme, shown_host, sock.getsockname()[1])
+        if not _is_loopback(host):
+            LOGGER.warning("listening on %s: other machines can reach this server%s", host,
+                           "" if ssl_certfile else "; their browsers give the page a camera only over https")
+        config = uvicorn.Config(
+            app, log_config=None, log_level="info" if verbose else "warning", access_log=verbose,
+            ws_max_size=limits.max_frame_bytes, server_header=False,
+            ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+            ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+        )
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()

@@ -471,3 +471,27 @@ def test_the_page_in_chromium_shows_video_boxes_and_the_servers_labels(model, de
     assert uploaded["width"] == 480 and uploaded["status"].startswith(f"{expected[0]['label']} {expected[0]['score']:.2f}")
     screenshot = cv2.imread(str(tmp_path / "page.png"))
     assert screenshot is not None and screenshot.std() > 10  # not a blank page
+
+
+# --- the script -------------------------------------------------------------------------------
+
+def test_script_listens_on_loopback_by_default():
+    import liveness_web
+
+    opt = liveness_web.parse_opt(["--model", "m"])
+    assert opt.host == "127.0.0.1" and opt.port == 8000
+
+
+@pytest.mark.parametrize("argv", [["--port", "70000"], ["--max-fps", "0"], ["--max-upload-mb", "-1"], ["--max-upload-mb", "inf"],
+                                  ["--ssl-certfile", "cert.pem"]])
+def test_script_refuses_bad_options_with_one_line(argv):
+    import subprocess
+    import sys
+
+    from liveness import ROOT
+
+    done = subprocess.run([sys.executable, str(ROOT / "liveness_web.py"), "--model", "nowhere", *argv],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("[ERROR] ") and "Traceback" not in done.stderr
