@@ -413,9 +413,7 @@ def create_app(
                 if message["type"] == "websocket.disconnect":
                     return
                 data = message.get("bytes")
-                if data is None:  # text: the only command is a reset (a new stream)
-                    if (message.get("text") or "").strip() == '{"reset": true}':
-                        latest.put(b"")  # processed in turn: a reset never races a frame
+                if data is None:  # text frames carry nothing in this protocol
                     continue
                 if latest.put(data):
                     dropped += 1
@@ -423,9 +421,6 @@ def create_app(
         async def answer() -> None:
             while True:
                 data = await latest.take()
-                if not data:
-                    await in_worker(pipe.reset)
-                    continue
                 reply = await _camera_frame(pipe, data)
                 reply["dropped"] = dropped
                 await ws.send_text(json.dumps(reply))
