@@ -18,17 +18,16 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
-import math
 import socket
 from pathlib import Path
 
-from liveness import ROOT
-from liveness.cli import UserError, cli_main, setup_logging
+from liveness import DEFAULT_MODEL
+from liveness.cli import UserError, cli_main, fraction, positive_float, positive_int, ranged, setup_logging
+from liveness.detector import DEFAULT_CONFIDENCE
 from liveness.web.app import Limits
 
 LOGGER = logging.getLogger("liveness")
 
-DEFAULT_MODEL = ROOT / "output" / "liveness"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 LIMITS = Limits()
@@ -55,42 +54,38 @@ def run(
     model: Path = DEFAULT_MODEL,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
+    threshold: float | None = None,
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     max_pixels: int = LIMITS.max_pixels,
     max_clients: int = LIMITS.max_clients,
     max_fps: float = LIMITS.max_fps,
     max_video_frames: int = LIMITS.max_video_frames,
     detector: Path | None = None,
-    confidence: float | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
     ssl_certfile: Path | None = None,
     ssl_keyfile: Path | None = None,
     verbose: bool = False,
 ) -> int:
-    """Load the model, then serve until Ctrl-C. Bad options raise UserError before anything starts."""
-    if not 0 <= port <= 65535:
-        raise UserError(f"--port must be 0-65535, got {port}")
-    for name, value in (("--max-upload-mb", max_upload_mb), ("--max-pixels", max_pixels), ("--max-clients", max_clients),
-                        ("--max-fps", max_fps), ("--max-video-frames", max_video_frames)):
-        if not (value > 0 and math.isfinite(value)):
-            raise UserError(f"{name} must be a number more than 0, got {value}")
+    """Load the model, then serve until Ctrl-C. Raises LivenessError (UserError, ModelError)
+    before anything is served when an option, the model or the port is wrong."""
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise UserError("--ssl-certfile and --ssl-keyfile go together")
     for path in (ssl_certfile, ssl_keyfile):
         if path is not None and not Path(path).is_file():
             raise UserError(f"{path} does not exist")
-    limits = Limits(max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels, max_clients=max_clients,
+    limits = Limits(max_upload_bytes=round(max_upload_mb * 2**20), max_pixels=max_pixels, max_clients=max_clients,
                     max_fps=max_fps, max_video_frames=max_video_frames)
 
     import uvicorn
 
-    from liveness.detector import DEFAULT_CONFIDENCE, FaceDetector
+    from liveness.detector import FaceDetector
     from liveness.model import load_model
     from liveness.web.app import create_app, default_pipeline_factory, model_name
 
     sock = _listen(host, port)  # before the model loads: a busy port fails at once
     try:
-        loaded = load_model(model)
-        face_detector = FaceDetector(detector, confidence=DEFAULT_CONFIDENCE if confidence is None else confidence)
+        loaded = load_model(model, threshold=threshold)
+        face_detector = FaceDetector(detector, confidence=confidence)
         app = create_app(loaded, pipeline_factory=default_pipeline_factory(loaded, face_detector), limits=limits)
         scheme = "https" if ssl_certfile else "http"
         shown_host = f"[{host}]" if ":" in host else host
@@ -113,21 +108,24 @@ def run(
 
 def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="serve the liveness pipeline to a web page and a JSON API")
-    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model folder written by train.py")
+    ap.add_argument("-m", "--model", type=Path, default=DEFAULT_MODEL, help="model folder written by train.py")
     ap.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (0.0.0.0: every network)")
-    ap.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
-    ap.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
+    ap.add_argument("--port", type=ranged(int, 0, 65535), default=DEFAULT_PORT, help="0 picks a free port")
+    ap.add_argument("-t", "--threshold", type=fraction, default=None,
+                    help="live score at or above which a face is live (default: the one saved with the model)")
+    ap.add_argument("--max-upload-mb", type=positive_float, default=DEFAULT_MAX_UPLOAD_MB,
                     help="largest image or video a client may POST")
-    ap.add_argument("--max-pixels", type=int, default=LIMITS.max_pixels, help="largest image or video frame, in pixels")
-    ap.add_argument("--max-clients", type=int, default=LIMITS.max_clients, help="camera connections at once")
-    ap.add_argument("--max-fps", type=float, default=LIMITS.max_fps, help="frames a second each page sends at most")
-    ap.add_argument("--max-video-frames", type=int, default=LIMITS.max_video_frames,
+    ap.add_argument("--max-pixels", type=positive_int, default=LIMITS.max_pixels,
+                    help="largest image or video frame, in pixels")
+    ap.add_argument("--max-clients", type=positive_int, default=LIMITS.max_clients, help="camera connections at once")
+    ap.add_argument("--max-fps", type=positive_float, default=LIMITS.max_fps, help="frames a second each page sends at most")
+    ap.add_argument("--max-video-frames", type=positive_int, default=LIMITS.max_video_frames,
                     help="frames scored per uploaded video, spread over its length")
-    ap.add_argument("--detector", type=Path, default=None, help="folder with the res10 SSD files")
-    ap.add_argument("--confidence", type=float, default=None, help="face detector confidence")
+    ap.add_argument("-d", "--detector", type=Path, default=None, help="folder with the res10 SSD's two files")
+    ap.add_argument("-c", "--confidence", type=fraction, default=DEFAULT_CONFIDENCE, help="minimum face detection confidence")
     ap.add_argument("--ssl-certfile", type=Path, default=None, help="serve https with this certificate")
     ap.add_argument("--ssl-keyfile", type=Path, default=None, help="... and this private key")
-    ap.add_argument("--verbose", action="store_true", help="log every request")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log every request")
     return ap.parse_args(argv)
 
 

@@ -186,7 +186,7 @@ def make_model(folder: Path):
     if not (SHARED_DATA / "crops").is_dir():
         raise UserError(f"no --model given and no {SHARED_DATA / 'crops'} to train one on")
     model = folder / "liveness"
-    train.run(dataset=[SHARED_DATA / "crops"], model=model, scorer="lbp", group_pattern=r"subject\d+", seed=1)
+    train.run(dataset=[SHARED_DATA / "crops"], model=model, group_pattern=r"subject\d+", seed=1)
     return load_model(model)
 
 

@@ -1,9 +1,9 @@
 """The web app (liveness/web/): JSON API, WebSocket camera protocol, and the page in a real
 Chromium fed a shared video as its fake camera.
 
-Until the restructured `liveness.model` / `liveness.pipeline` land, the app runs on a
-stand-in pipeline here: the real res10 detector and crop, and a trivial scorer (mean
-green level of the crop) with a fixed threshold, so every verdict is deterministic.
+The app runs the package's own Pipeline on the default model (colour LBP) that
+conftest trains on the shared crops; its verdicts are checked against the same
+Pipeline run directly on the same pixels.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import shutil
 import socket
 import threading
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
@@ -23,7 +22,8 @@ import numpy as np
 import pytest
 
 from liveness import LIVE_LABEL, SPOOF_LABEL
-from liveness.annotate import annotate
+from liveness.model import load_model
+from liveness.pipeline import Pipeline
 from liveness.web.app import Limits, create_app
 
 fastapi_testclient = pytest.importorskip("fastapi.testclient")
@@ -43,58 +43,20 @@ UPLOAD_CAP = 1 << 20  # small limits, so the oversized upload stays small
 TEST_LIMITS = Limits(max_upload_bytes=UPLOAD_CAP, max_frame_bytes=UPLOAD_CAP, max_video_frames=8, max_clients=3)
 
 
-# --- a stand-in for liveness.model.LivenessModel and liveness.pipeline.Pipeline ---------
+# --- the real model and pipeline ---------------------------------------------------------
 
-@dataclass(frozen=True)
-class StandInResult:
-    box: tuple[int, int, int, int]
-    confidence: float
-    label: str
-    live: bool
-    score: float
-    raw_score: float
-    track_id: int
+class SlowPipeline:
+    """The real pipeline, made slower than a camera (for the newest-frame-wins tests)."""
 
-    def as_json(self) -> dict:
-        return asdict(self)
-
-
-class StandInModel:
-    path = Path("stand-in")
-    scorer = "green-level"
-    labels = [SPOOF_LABEL, LIVE_LABEL]
-    live_label, attack_label = LIVE_LABEL, SPOOF_LABEL
-    threshold = 0.4
-    padding = 0.0
-    name = "stand-in"
-
-    def score(self, faces):
-        return np.array([float(face[..., 1].mean()) / 255.0 for face in faces])
-
-    def decide(self, scores):
-        return [self.live_label if s >= self.threshold else self.attack_label for s in scores]
-
-
-class StandInPipeline:
-    def __init__(self, model, detector, delay_s: float = 0.0) -> None:
-        self.model, self.detector, self.delay_s = model, detector, delay_s
-        self.prompt = None
+    def __init__(self, pipe: Pipeline, delay_s: float) -> None:
+        self.pipe, self.delay_s = pipe, delay_s
 
     def process(self, frame):
-        from liveness.detector import crop_faces
-
         time.sleep(self.delay_s)
-        pairs = crop_faces(frame, self.detector.detect(frame), self.model.padding)
-        scores = self.model.score([crop for _, crop in pairs])
-        labels = self.model.decide(scores)
-        return [StandInResult(face.box, face.confidence, label, label == self.model.live_label, float(s), float(s), i)
-                for i, ((face, _), s, label) in enumerate(zip(pairs, scores, labels))]
+        return self.pipe.process(frame)
 
-    def annotate(self, frame, results, fps=None):
-        return annotate(frame, results, self.model.live_label, fps)
-
-    def reset(self) -> None:
-        pass
+    def __getattr__(self, name):
+        return getattr(self.pipe, name)
 
 
 @pytest.fixture(scope="module")
@@ -105,12 +67,14 @@ def detector():
 
 
 @pytest.fixture(scope="module")
-def model():
-    return StandInModel()
+def model(lbp_model):
+    """The default model (colour LBP), trained on the shared crops by conftest."""
+    return load_model(lbp_model)
 
 
 def make_client(model, detector, *, delay_s=0.0, limits=TEST_LIMITS) -> TestClient:
-    app = create_app(model, pipeline_factory=lambda: StandInPipeline(model, detector, delay_s), limits=limits)
+    factory = (lambda: SlowPipeline(Pipeline(model, detector), delay_s)) if delay_s else None
+    app = create_app(model, detector=detector, pipeline_factory=factory, limits=limits)
     return TestClient(app, raise_server_exceptions=False)
 
 
@@ -156,7 +120,7 @@ def post(client, data: bytes, name="face.jpg", kind="image/jpeg", url="/api/pred
 def expected_faces(model, detector, data: bytes) -> list[dict]:
     frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     return [{"label": r.label, "live": r.live, "box": list(r.box), "score": r.score}
-            for r in StandInPipeline(model, detector).process(frame)]
+            for r in Pipeline(model, detector).process(frame)]
 
 
 def check_faces(faces: list[dict], expected: list[dict]) -> None:
@@ -172,7 +136,8 @@ def check_faces(faces: list[dict], expected: list[dict]) -> None:
 
 def test_healthz_names_the_model_and_threshold(client, model):
     body = client.get("/healthz").json()
-    assert body["model"] == "stand-in" and body["threshold"] == model.threshold
+    assert body["model"] == model.name == "liveness" and body["threshold"] == model.threshold
+    assert body["scorer"] == "lbp" and body["live_label"] == LIVE_LABEL
     assert body["limits"]["max_upload_bytes"] == UPLOAD_CAP
 
 
@@ -406,7 +371,7 @@ def test_the_page_in_chromium_shows_video_boxes_and_the_servers_labels(model, de
     sync_api = browser_or_skip()
     frames = [cv2.resize(f, (480, 320), interpolation=cv2.INTER_AREA) for f in read_frames(shared_data / SHARED_VIDEO, 45)]
     clip = write_y4m(frames, tmp_path / "camera.y4m", fps=15)
-    app = create_app(model, pipeline_factory=lambda: StandInPipeline(model, detector), limits=TEST_LIMITS)
+    app = create_app(model, detector=detector, limits=TEST_LIMITS)
     sent_by_server: dict[int, dict] = {}
 
     def on_websocket(ws) -> None:
@@ -482,16 +447,74 @@ def test_script_listens_on_loopback_by_default():
     assert opt.host == "127.0.0.1" and opt.port == 8000
 
 
-@pytest.mark.parametrize("argv", [["--port", "70000"], ["--max-fps", "0"], ["--max-upload-mb", "-1"], ["--max-upload-mb", "inf"],
-                                  ["--ssl-certfile", "cert.pem"]])
-def test_script_refuses_bad_options_with_one_line(argv):
+def run_script(*argv, timeout=60):
     import subprocess
     import sys
 
     from liveness import ROOT
 
-    done = subprocess.run([sys.executable, str(ROOT / "liveness_web.py"), "--model", "nowhere", *argv],
-                          capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert done.returncode == 2
+    return subprocess.run([sys.executable, str(ROOT / "liveness_web.py"), *map(str, argv)],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+@pytest.mark.parametrize("argv", [["--port", "70000"], ["--max-fps", "0"], ["--max-upload-mb", "-1"],
+                                  ["--max-upload-mb", "inf"], ["--confidence", "2"]])
+def test_script_refuses_bad_numbers_before_starting(argv):
+    done = run_script("--model", "nowhere", *argv)
+    assert done.returncode == 2 and "error: argument" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "nowhere"], "nowhere"),
+    (["--model", "nowhere", "--ssl-certfile", "cert.pem"], "--ssl-keyfile"),
+    (["--model", "nowhere", "--port", "BUSY"], "cannot listen on 127.0.0.1:"),
+])
+def test_script_errors_are_one_line(argv, message):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        argv = [str(busy.getsockname()[1]) if a == "BUSY" else a for a in argv]
+        done = run_script(*argv)
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("[ERROR] ") and "Traceback" not in done.stderr
+    assert done.returncode == 2 and lines[-1].startswith("[ERROR] ") and message in lines[-1], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_script_serves_the_model_until_interrupted(lbp_model, frame_jpeg):
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    from liveness import ROOT
+
+    proc = subprocess.Popen([sys.executable, str(ROOT / "liveness_web.py"), "--model", str(lbp_model), "--port", "0"],
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        url = None
+        for line in proc.stderr:  # its log says where it listens
+            found = re.search(r"serving (http://127\.0\.0\.1:\d+)/", line)
+            if found:
+                url = found.group(1)
+                break
+        assert url, "the script never said where it listens"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"{url}/healthz", timeout=5).json()
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert health["model"] == "liveness" and health["limits"]["max_clients"] == Limits().max_clients
+        r = httpx.post(f"{url}/api/predict", files={"file": ("f.jpg", frame_jpeg, "image/jpeg")}, timeout=30)
+        assert r.status_code == 200 and len(r.json()["faces"]) == 1
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=30)[1]
+    from liveness.cli import EXIT_INTERRUPTED
+
+    assert proc.returncode == EXIT_INTERRUPTED and "Traceback" not in rest, rest  # Ctrl-C ends it as every script

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from liveness.errors import LivenessError
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SOI = b"\xff\xd8"
 JPEG_EOI = b"\xff\xd9"
@@ -25,7 +27,7 @@ ACCEPTED_IMAGES = "JPEG or PNG"
 ACCEPTED_VIDEOS = "MP4/MOV, WebM/Matroska or AVI"
 
 
-class MediaError(ValueError):
+class MediaError(LivenessError):
     """Input the server refuses; `status` is the HTTP status that says why (400 or 413)."""
 
     def __init__(self, message: str, status: int = 400) -> None:
