@@ -14,9 +14,10 @@ p50/p95 (send -> answer, answered frames only) and server FPS (answers a second,
 all clients together). Checked, not timed: no error, every client's answers come in
 increasing frame order (never a frame older than one already answered), and the
 last frame each camera sent is answered. The 1-client and 4-client runs use the same
-server, model and frames in one process, so their ratio is what to read; the
-absolute figures depend on the machine. The server runs in a thread of this process
-(uvicorn); the clients share the event loop of the main thread.
+server, model and frames, so their ratio is what to read; the absolute figures
+depend on the machine (and on what else runs on it). The server is liveness_web.py
+itself, in a child process; the clients share one event loop in this process.
+"server ms" is the server's own time per frame (decode + pipeline), without queueing.
 
 Bounded: every run stops after its frames, or after --timeout seconds.
 """
@@ -27,8 +28,11 @@ import argparse
 import asyncio
 import json
 import logging
+import re
+import signal
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -40,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as `python benchmarks/bench_web.py`
     sys.path.insert(0, str(ROOT))
 
-from liveness.cli import UserError, cli_main, setup_logging  # noqa: E402
+from liveness.cli import UserError, cli_main, positive_float, positive_int, setup_logging  # noqa: E402
 
 LOGGER = logging.getLogger("liveness")
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -54,6 +58,7 @@ class ClientStats:
     sent: dict[int, float] = field(default_factory=dict)  # frame id -> send time
     latencies: list[float] = field(default_factory=list)  # seconds, answered frames
     answered: list[int] = field(default_factory=list)  # ids in the order answered
+    server_ms: list[float] = field(default_factory=list)  # the server's own time per frame (decode + pipeline)
     errors: list[str] = field(default_factory=list)
     dropped: int = 0
     first_send: float = 0.0
@@ -79,31 +84,43 @@ def load_frames(video: Path, count: int) -> list[bytes]:
     return frames
 
 
-class ServerThread:
-    """uvicorn on 127.0.0.1 and a free port, in a thread of this process."""
+class ServerProcess:
+    """liveness_web.py itself, on 127.0.0.1 and a port it picks, in a child process:
+    the clients here do not share an interpreter (or its lock) with the server."""
 
-    def __init__(self, app, ws_max_size: int) -> None:
-        import uvicorn
-
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws_max_size=ws_max_size, log_config=None))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+    def __init__(self, model: Path, max_clients: int) -> None:
+        self.argv = [sys.executable, str(ROOT / "liveness_web.py"), "--model", str(model), "--port", "0",
+                     "--max-clients", str(max_clients)]
 
     def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the web server did not start")
-            time.sleep(0.05)
-        return f"ws://127.0.0.1:{self.port}/ws"
+        self.proc = subprocess.Popen(self.argv, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        line = ""
+        for line in self.proc.stderr:  # its log says where it listens
+            found = re.search(r"serving http://127\.0\.0\.1:(\d+)/", line)
+            if found:
+                threading.Thread(target=self.proc.stderr.read, daemon=True).start()  # keep the pipe drained
+                port = int(found.group(1))
+                break
+        else:
+            self.proc.wait(30)
+            raise UserError(f"liveness_web.py did not start (exit code {self.proc.returncode}): {line.strip()}")
+        deadline = time.monotonic() + 60
+        while True:  # ready when it accepts connections
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return f"ws://127.0.0.1:{port}/ws"
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise UserError("liveness_web.py does not accept connections") from None
+                time.sleep(0.2)
 
     def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def _on_answer(stats: ClientStats, text: str) -> int | None:
@@ -115,6 +132,8 @@ def _on_answer(stats: ClientStats, text: str) -> int | None:
     if frame_id is not None:
         stats.answered.append(frame_id)
         stats.latencies.append(now - stats.sent[frame_id])
+        if "ms" in answer:
+            stats.server_ms.append(answer["ms"])
         stats.dropped = answer.get("dropped", stats.dropped)
         stats.last_answer = now
     return frame_id
@@ -175,50 +194,43 @@ async def one_run(url: str, frames: list[bytes], *, clients: int, count: int, wa
         "in_order": in_order, "last_answered": last_answered,
         "p50_ms": 1000 * statistics.median(latencies), "p95_ms": 1000 * latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
         "server_fps": answered / span if span > 0 else float("nan"),
+        "server_ms": statistics.median(x for r in results for x in r.server_ms),
     }
 
 
-def make_model(folder: Path):
-    """A small colour-LBP model trained on the shared crops (speed does not depend on accuracy)."""
+def make_model(folder: Path) -> Path:
+    """The default model (colour LBP) trained on the shared crops: speed does not depend on accuracy."""
     import train
-    from liveness.model import load_model
 
     if not (SHARED_DATA / "crops").is_dir():
         raise UserError(f"no --model given and no {SHARED_DATA / 'crops'} to train one on")
     model = folder / "liveness"
     train.run(dataset=[SHARED_DATA / "crops"], model=model, group_pattern=r"subject\d+", seed=1)
-    return load_model(model)
+    return model
 
 
 def run(*, model: Path | None = None, video: Path = DEFAULT_VIDEO, frames: int = 200, clients: int = 4,
         camera_fps: float = 30.0, timeout: float = 300.0) -> int:
-    from liveness.model import load_model
-    from liveness.web.app import Limits, create_app
-
-    if frames < 1 or clients < 1 or camera_fps <= 0 or timeout <= 0:
-        raise UserError("--frames, --clients, --camera-fps and --timeout must be more than 0")
     if not Path(video).is_file():
         raise UserError(f"video {video} does not exist")
     jpegs = load_frames(Path(video), frames)
-    limits = Limits(max_clients=max(clients, Limits().max_clients))
+    rows = []
     with tempfile.TemporaryDirectory(prefix="bench-web-") as tmp:
-        loaded = load_model(model) if model else make_model(Path(tmp))
-        app = create_app(loaded, limits=limits)
-        rows = []
-        with ServerThread(app, limits.max_frame_bytes) as url:
+        folder = Path(model) if model else make_model(Path(tmp))
+        with ServerProcess(folder, max_clients=clients) as url:
             asyncio.run(one_run(url, jpegs, clients=1, count=min(frames, 10), way="lockstep", fps=camera_fps, timeout=timeout))  # warm-up
             for way in ("lockstep", "camera"):
                 for n in sorted({1, clients}):
-                    row = asyncio.run(one_run(url, jpegs, clients=n, count=frames, way=way, fps=camera_fps, timeout=timeout))
-                    rows.append(row)
+                    rows.append(asyncio.run(one_run(url, jpegs, clients=n, count=frames, way=way, fps=camera_fps, timeout=timeout)))
                     LOGGER.info("%s, %d client(s): done", way, n)
-    print(f"web server load, {frames} frames per client ({len(jpegs)} distinct, {Path(video).name}), model {loaded.path.name}")
+    print(f"web server load, {frames} frames per client ({len(jpegs)} distinct, {Path(video).name}, "
+          f"{SEND_SIDE} px), model {folder.name if model else 'the default, trained on the shared crops'}")
     print(f"{'way':9} {'clients':>7} {'sent':>6} {'answered':>8} {'dropped':>7} {'errors':>6} {'in order':>8} "
-          f"{'p50 ms':>7} {'p95 ms':>7} {'server FPS':>10}")
+          f"{'p50 ms':>7} {'p95 ms':>7} {'server ms':>9} {'server FPS':>10}")
     for r in rows:
         print(f"{r['way']:9} {r['clients']:>7} {r['sent']:>6} {r['answered']:>8} {r['dropped']:>7} {r['errors']:>6} "
               f"{'yes' if r['in_order'] and r['last_answered'] else 'NO':>8} {r['p50_ms']:>7.1f} {r['p95_ms']:>7.1f} "
-              f"{r['server_fps']:>10.1f}")
+              f"{r['server_ms']:>9.1f} {r['server_fps']:>10.1f}")
     by = {(r["way"], r["clients"]): r for r in rows}
     for way in ("lockstep", "camera"):
         if clients > 1:
@@ -236,10 +248,10 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="the web server with 1 and N WebSocket cameras at once, on 127.0.0.1")
     ap.add_argument("--model", type=Path, default=None, help="model folder (default: train a small one)")
     ap.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="frames to stream")
-    ap.add_argument("--frames", type=int, default=200, help="frames each client sends")
-    ap.add_argument("--clients", type=int, default=4, help="clients at once in the second run")
-    ap.add_argument("--camera-fps", type=float, default=30.0, help="send rate of a 'camera' client")
-    ap.add_argument("--timeout", type=float, default=300.0, help="seconds one run may take at most")
+    ap.add_argument("--frames", type=positive_int, default=200, help="frames each client sends")
+    ap.add_argument("--clients", type=positive_int, default=4, help="clients at once in the second run")
+    ap.add_argument("--camera-fps", type=positive_float, default=30.0, help="send rate of a 'camera' client")
+    ap.add_argument("--timeout", type=positive_float, default=300.0, help="seconds one run may take at most")
     return ap.parse_args(argv)
 
 
