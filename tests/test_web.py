@@ -518,3 +518,23 @@ def test_script_serves_the_model_until_interrupted(lbp_model, frame_jpeg):
     from liveness.cli import EXIT_INTERRUPTED
 
     assert proc.returncode == EXIT_INTERRUPTED and "Traceback" not in rest, rest  # Ctrl-C ends it as every script
+
+
+def test_a_challenge_hook_adds_prompts_to_the_camera_answers(model, detector, frame_jpeg):
+    seen = []
+
+    def make_extras():  # per connection, like a challenge's per-face state
+        def extras(frame, results):
+            seen.append(frame.shape)
+            return [{"prompt": "Blink", "live": False, "challenge": "prompted"} for _ in results]
+
+        return extras
+
+    app = create_app(model, detector=detector, limits=TEST_LIMITS, face_extras=make_extras)
+    with TestClient(app) as client, client.websocket_connect("/ws") as ws:
+        ws.send_bytes(frame_message(1, frame_jpeg))
+        answer = ws.receive_json()
+    assert answer["prompt"] == "Blink" and seen == [(720, 1080, 3)]
+    (face,) = answer["faces"]
+    assert face["prompt"] == "Blink" and face["live"] is False and face["challenge"] == "prompted"
+    assert face["label"] in (LIVE_LABEL, SPOOF_LABEL)

@@ -10,7 +10,8 @@ state) from `pipeline_factory`; the model and detector inside are shared.
 WebSocket /ws protocol (what static/app.js speaks):
   client -> server  binary: 4-byte big-endian frame id, then the JPEG (or PNG) bytes
   server -> client  text: {"id", "width", "height", "faces": [...], "threshold", "ms",
-                    "dropped"} (+ "prompt" when the pipeline has one), or {"id", "error"}
+                    "dropped"} (+ "prompt", the first face's, when a face_extras hook gives
+                    faces one), or {"id", "error"}
 The newest frame wins: a frame that arrives while an older one still waits replaces
 it (counted in "dropped"); nothing queues up.
 """
@@ -252,18 +253,26 @@ class _VideoJob:
             self.writer.release()
 
 
+FaceExtras = Callable[[np.ndarray, list], list[dict]]  # (frame, results) -> one dict per face
+
+
 def create_app(
     model: Any,
     *,
     pipeline_factory: Callable[[], Any] | None = None,
     detector: Any = None,
     limits: Limits | None = None,
+    face_extras: Callable[[], FaceExtras] | None = None,
 ):
     """The FastAPI app around one loaded model.
 
     pipeline_factory: makes one pipeline (process / annotate / reset) per connection or
     request; by default `liveness.pipeline.Pipeline(model, detector)` with one shared
     `FaceDetector` (or `detector`).
+    face_extras: the hook for an active challenge; makes, per camera connection, a
+    callable run on the worker after the pipeline on each frame, returning one dict per
+    face merged into that face's JSON (e.g. {"prompt": "Blink", "live": False, ...}).
+    The page draws a face's "prompt" under its box and as a banner.
     """
     limits = limits or Limits()
     factory = pipeline_factory or default_pipeline_factory(model, detector)
@@ -394,11 +403,11 @@ def create_app(
             return
         clients += 1
         try:
-            await _serve_camera(ws, factory())
+            await _serve_camera(ws, factory(), face_extras() if face_extras else None)
         finally:
             clients -= 1
 
-    async def _serve_camera(ws: WebSocket, pipe: Any) -> None:
+    async def _serve_camera(ws: WebSocket, pipe: Any, extras: FaceExtras | None) -> None:
         latest = _Latest()
         dropped = 0
 
@@ -421,7 +430,7 @@ def create_app(
         async def answer() -> None:
             while True:
                 data = await latest.take()
-                reply = await _camera_frame(pipe, data)
+                reply = await _camera_frame(pipe, extras, data)
                 reply["dropped"] = dropped
                 await ws.send_text(json.dumps(reply))
 
@@ -435,7 +444,7 @@ def create_app(
             if exc is not None and not isinstance(exc, (WebSocketDisconnect, RuntimeError, OSError)):
                 LOGGER.error("camera socket: %s: %s", type(exc).__name__, exc)
 
-    async def _camera_frame(pipe, data: bytes) -> dict:
+    async def _camera_frame(pipe: Any, extras: FaceExtras | None, data: bytes) -> dict:
         if len(data) <= FRAME_ID_BYTES:
             return {"id": None, "error": "a frame is a 4-byte id followed by a JPEG"}
         frame_id = int.from_bytes(data[:FRAME_ID_BYTES], "big")
@@ -446,18 +455,23 @@ def create_app(
             start = time.perf_counter()
             frame = decode_image(data[FRAME_ID_BYTES:], max_side=limits.max_side, max_pixels=limits.max_pixels)
             results = pipe.process(frame)
-            return frame.shape, results, (time.perf_counter() - start) * 1000, getattr(pipe, "prompt", None)
+            faces = [face_json(r) for r in results]
+            if extras is not None:
+                for face, extra in zip(faces, extras(frame, results)):
+                    face.update(_plain(extra))
+            return frame.shape, faces, (time.perf_counter() - start) * 1000
 
         try:
-            shape, results, ms, prompt = await in_worker(job)
+            shape, faces, ms = await in_worker(job)
         except MediaError as e:
             return {"id": frame_id, "error": str(e)}
         except Exception as e:  # a frame the pipeline chokes on must not end the stream
             LOGGER.error("camera frame %d: %s: %s", frame_id, type(e).__name__, e)
             return {"id": frame_id, "error": "internal error"}
-        reply = {"id": frame_id, "width": shape[1], "height": shape[0],
-                 "faces": [face_json(r) for r in results], "threshold": threshold, "ms": round(ms, 2)}
-        if prompt:  # the challenge's instruction ("blink", "turn left"...), when one runs
+        reply = {"id": frame_id, "width": shape[1], "height": shape[0], "faces": faces,
+                 "threshold": threshold, "ms": round(ms, 2)}
+        prompt = next((f["prompt"] for f in faces if f.get("prompt")), None)
+        if prompt:  # the challenge's instruction ("Blink", "Turn your head left"...)
             reply["prompt"] = str(prompt)
         return reply
 
