@@ -3,6 +3,7 @@
 Usage:
     python liveness_web.py --model output/liveness                  # then open http://127.0.0.1:8000/
     python liveness_web.py --model output/liveness --port 8080 --max-clients 4
+    python liveness_web.py --model output/liveness --challenge blink,left   # + the active check
     python liveness_web.py --model output/liveness --host 0.0.0.0 --ssl-certfile cert.pem --ssl-keyfile key.pem
     curl -F file=@face.jpg http://127.0.0.1:8000/api/predict
 
@@ -22,6 +23,7 @@ import socket
 from pathlib import Path
 
 from liveness import DEFAULT_MODEL
+from liveness.challenge import DEFAULT_COUNT, KINDS, parse_kinds
 from liveness.cli import UserError, cli_main, fraction, positive_float, positive_int, ranged, setup_logging
 from liveness.detector import DEFAULT_CONFIDENCE
 from liveness.web.app import Limits
@@ -62,6 +64,9 @@ def run(
     max_video_frames: int = LIMITS.max_video_frames,
     detector: Path | None = None,
     confidence: float = DEFAULT_CONFIDENCE,
+    challenge: tuple[str, ...] | None = None,
+    challenge_count: int = DEFAULT_COUNT,
+    challenge_seed: int | None = None,
     ssl_certfile: Path | None = None,
     ssl_keyfile: Path | None = None,
     verbose: bool = False,
@@ -80,13 +85,18 @@ def run(
 
     from liveness.detector import FaceDetector
     from liveness.model import load_model
-    from liveness.web.app import create_app, default_pipeline_factory, model_name
+    from liveness.web.app import challenge_extras, create_app, default_pipeline_factory, model_name
 
     sock = _listen(host, port)  # before the model loads: a busy port fails at once
     try:
         loaded = load_model(model, threshold=threshold)
         face_detector = FaceDetector(detector, confidence=confidence)
-        app = create_app(loaded, pipeline_factory=default_pipeline_factory(loaded, face_detector), limits=limits)
+        extras = challenge_extras(tuple(challenge), challenge_count, challenge_seed) if challenge else None
+        app = create_app(loaded, pipeline_factory=default_pipeline_factory(loaded, face_detector), limits=limits,
+                         face_extras=extras)
+        if challenge:
+            LOGGER.info("active check on camera connections: %d prompt(s) per face among %s",
+                        challenge_count, ", ".join(challenge))
         scheme = "https" if ssl_certfile else "http"
         shown_host = f"[{host}]" if ":" in host else host
         LOGGER.info("model %s (%s), threshold %.3f", model_name(loaded), getattr(loaded, "scorer", "?"), loaded.threshold)
@@ -123,10 +133,22 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
                     help="frames scored per uploaded video, spread over its length")
     ap.add_argument("-d", "--detector", type=Path, default=None, help="folder with the res10 SSD's two files")
     ap.add_argument("-c", "--confidence", type=fraction, default=DEFAULT_CONFIDENCE, help="minimum face detection confidence")
+    ap.add_argument("--challenge", nargs="?", const=",".join(KINDS), default=None, type=_challenge_kinds, metavar="KINDS",
+                    help=f"active check on the camera page (comma-separated among {','.join(KINDS)}; alone: all)")
+    ap.add_argument("--challenge-count", type=ranged(int, 1, 20), default=DEFAULT_COUNT,
+                    help="prompts a face must answer in turn (with --challenge)")
+    ap.add_argument("--challenge-seed", type=int, default=None, help="seed for the prompts (none: different every run)")
     ap.add_argument("--ssl-certfile", type=Path, default=None, help="serve https with this certificate")
     ap.add_argument("--ssl-keyfile", type=Path, default=None, help="... and this private key")
     ap.add_argument("-v", "--verbose", action="store_true", help="log every request")
     return ap.parse_args(argv)
+
+
+def _challenge_kinds(text: str) -> tuple[str, ...]:
+    try:
+        return parse_kinds(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main(opt: argparse.Namespace) -> int:

@@ -560,3 +560,33 @@ def test_the_load_benchmark_runs_and_checks_order(lbp_model):
     assert [(r[0], r[1], r[2]) for r in rows] == [("lockstep", "1", "6"), ("lockstep", "2", "12"),
                                                   ("camera", "1", "6"), ("camera", "2", "12")]
     assert all(r[5] == "0" and r[6] == "yes" for r in rows)  # no error, answers in order, last frame answered
+
+
+@pytest.mark.slow
+def test_the_active_check_on_camera_connections(model, detector, shared_data):
+    """--challenge: the real landmark model and challenge per connection; a face is live
+    only once its challenge passed, which three frames cannot do."""
+    from liveness.web.app import challenge_extras
+
+    frames = read_frames(shared_data / SHARED_VIDEO, 3)
+    app = create_app(model, detector=detector, limits=TEST_LIMITS,
+                     face_extras=challenge_extras(("blink",), 1, seed=1))
+    with TestClient(app) as client, client.websocket_connect("/ws") as ws:
+        answers = []
+        for frame_id, frame in enumerate(frames, 1):
+            ws.send_bytes(frame_message(frame_id, cv2.imencode(".jpg", frame)[1].tobytes()))
+            answers.append(ws.receive_json())
+    for answer in answers:
+        (face,) = answer["faces"]
+        assert face["challenge"] == "pending" and face["passive_live"] == (face["label"] == LIVE_LABEL)
+        assert face["live"] is False and face["decided_by"] == ("challenge" if face["passive_live"] else "passive")
+
+
+def test_script_challenge_kinds_are_checked(capsys):
+    import liveness_web
+
+    assert liveness_web.parse_opt(["--challenge"]).challenge == ("blink", "left", "right")
+    assert liveness_web.parse_opt(["--challenge", "blink"]).challenge == ("blink",)
+    with pytest.raises(SystemExit):
+        liveness_web.parse_opt(["--challenge", "wink"])
+    assert "wink" in capsys.readouterr().err

@@ -256,6 +256,39 @@ class _VideoJob:
 FaceExtras = Callable[[np.ndarray, list], list[dict]]  # (frame, results) -> one dict per face
 
 
+def challenge_extras(kinds: tuple[str, ...], count: int, seed: int | None = None,
+                     landmarker: Any = None) -> Callable[[], FaceExtras]:
+    """`face_extras` for the active check (liveness/active.py): one ActiveCheck per camera
+    connection, all sharing one landmark model (called on the worker thread only).
+
+    Each face's JSON gains what the demo's JSON lines carry: "challenge" (its state),
+    "prompt" (the instruction to show, or null), "passive_live", "decided_by", and "live"
+    becomes the combined verdict (texture AND challenge).
+    """
+    import random
+
+    from liveness.active import ActiveCheck
+    from liveness.challenge import PROMPT_TEXT
+    from liveness.landmarks import Landmarker
+
+    shared = landmarker if landmarker is not None else Landmarker()
+    seeds = random.Random(seed)
+
+    def make() -> FaceExtras:
+        check = ActiveCheck(kinds=kinds, count=count, rng=random.Random(seeds.random()), landmarker=shared)
+        start = time.monotonic()
+
+        def extras(frame: np.ndarray, results: list) -> list[dict]:
+            verdicts, _events = check.process(frame, results, time.monotonic() - start)
+            return [{"challenge": v["challenge"], "prompt": PROMPT_TEXT[v["prompt"]] if v["prompt"] else None,
+                     "passive_live": bool(r.live), "live": bool(v["live"]), "decided_by": v["decided_by"]}
+                    for r, v in zip(results, verdicts)]
+
+        return extras
+
+    return make
+
+
 def create_app(
     model: Any,
     *,

@@ -188,7 +188,8 @@ function render(msg) {
     ctx.strokeStyle = colour;
     ctx.strokeRect(x, y, w, h);
     const bandH = size + 2 * Math.round(size / 4);
-    band(ctx, `${face.label} ${face.score.toFixed(2)}`, x, y >= bandH ? y - bandH : y, colour, size);
+    const challenge = face.challenge ? ` · challenge ${face.challenge}` : "";
+    band(ctx, `${face.label} ${face.score.toFixed(2)}${challenge}`, x, y >= bandH ? y - bandH : y, colour, size);
     if (face.prompt) band(ctx, String(face.prompt), x, y + h + 2, PROMPT_COLOUR, size);
   }
   if (state.fps !== null) {
