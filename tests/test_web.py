@@ -20,14 +20,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from liveness import LIVE_LABEL, SPOOF_LABEL
 from liveness.model import load_model
 from liveness.pipeline import Pipeline
 from liveness.web.app import Limits, create_app
 
-fastapi_testclient = pytest.importorskip("fastapi.testclient")
-TestClient = fastapi_testclient.TestClient
 
 SHARED_VIDEO = Path("videos") / "subject02" / "real.mp4"  # one face in every frame, 1080x720
 SHARED_CROP = Path("crops") / "subject08" / "real" / "30.png"
