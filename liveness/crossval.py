@@ -207,6 +207,7 @@ def leave_one_group_out(cfg, data, *, groups: list[str] | None = None, verbose: 
         position = np.empty(len(test), int)
         position[rank] = np.arange(len(test))
         row.update(calibrated_row(data.is_live[test], scores, position, proc.live_offset))
+        row["inner_acer"] = proc.inner_acer
         rows.append(row)
         LOGGER.info("  %s: APCER %s BPCER %s ACER %s AUC %s; calibrated ACER %s", group, fmt(row["apcer"]),
                     fmt(row["bpcer"]), fmt(row["acer"]), fmt(row["auc"], False), fmt(row["cal_acer"]))

@@ -310,6 +310,7 @@ class Procedure:
     oof_scores: np.ndarray | None = None  # aligned with the idx given
     folds_how: str = ""
     live_offset: float | None = None  # for one-camera calibration (liveness/calibration.py)
+    inner_acer: float | None = None  # mean ACER of the held-out groups' out-of-fold scores: for nested model choice
 
 
 def fit_with_threshold(cfg: TrainConfig, data: FaceSet, idx: np.ndarray, *, checkpoint: Path | None = None,
@@ -336,10 +337,21 @@ def fit_with_threshold(cfg: TrainConfig, data: FaceSet, idx: np.ndarray, *, chec
         offset = live_offset(data.is_live[idx][held], oof[held], data.groups[idx][held], threshold)
     except ValueError:  # no held-out group with both classes (time blocks): no calibration offset
         offset = None
+    inner = _mean_group_acer(data.is_live[idx][held], oof[held], data.groups[idx][held], threshold)
     if not refit:
-        return Procedure(Fitted(cfg), threshold, source, oof, how, offset)
+        return Procedure(Fitted(cfg), threshold, source, oof, how, offset, inner)
     final_epochs = int(np.median(epochs)) if epochs else None  # no validation data left to stop on
     if cfg.uses_cnn and final_epochs is not None:
         LOGGER.info("refitting on all %d images for %d epochs (the folds' median best)", len(idx), final_epochs)
     fitted = fit_scorer(cfg, data, idx, None, epochs=final_epochs, checkpoint=checkpoint, verbose=verbose)
-    return Procedure(fitted, threshold, source, oof, how, offset)
+    return Procedure(fitted, threshold, source, oof, how, offset, inner)
+
+
+def _mean_group_acer(is_live: np.ndarray, scores: np.ndarray, groups: np.ndarray, threshold: float) -> float | None:
+    """Mean ACER over the groups holding both classes: what a model choice made on the
+    training groups alone can be judged by (compare.py's nested row)."""
+    from liveness.metrics import error_rates
+
+    values = [error_rates(is_live[groups == g], scores[groups == g], threshold)["acer"] for g in np.unique(groups)]
+    values = [v for v in values if not math.isnan(v)]
+    return float(np.mean(values)) if values else None
