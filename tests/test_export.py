@@ -1,0 +1,177 @@
+"""Exports (liveness/export.py, liveness/lbp_reference.py): each scores the shared crops
+as the original does, records labels and threshold, and runs without TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import cv2
+import numpy as np
+import pytest
+
+from liveness import ROOT, export
+
+FLOAT_TOLERANCE = 1e-4
+# int8 weights and activations: the live probability moves by up to a few hundredths
+# on a briefly trained LivenessNet (measured 0.01-0.02 here); the README gives the figures.
+INT8_TOLERANCE = 0.05
+INFO = {"labels": ["fake", "real"], "live_label": "real", "threshold": 0.37}
+INPUT_SIZE = 32
+CROPS_PER_SET = 8  # crops per (subject, class) folder: 18 set-ups, both classes
+REFERENCE_STEP = 4  # the plain-NumPy LBP scorer takes tens of ms a face: every 4th crop
+
+
+def _shared_crops(shared_data, per_folder: int = CROPS_PER_SET) -> tuple[list, list[np.ndarray], np.ndarray]:
+    paths, labels = [], []
+    for folder in sorted((shared_data / "crops").glob("*/*")):
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        step = max(1, len(files) // per_folder)
+        for p in files[::step][:per_folder]:
+            paths.append(p)
+            labels.append(int(folder.name == "real"))
+    return paths, [cv2.imread(str(p)) for p in paths], np.array(labels)
+
+
+@pytest.fixture(scope="module")
+def crops(shared_data):
+    return _shared_crops(shared_data)
+
+
+@pytest.fixture(scope="module")
+def cnn(crops):
+    """LivenessNet trained for a few epochs on the shared crops, so scores spread."""
+    from liveness.cli import import_tensorflow
+    from liveness.dataset import prepare_faces
+    from liveness.models import build_model
+
+    import_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(0)
+    _, faces, labels = crops
+    model = build_model("livenessnet", input_size=INPUT_SIZE)
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    model.fit(prepare_faces(faces, INPUT_SIZE).astype(np.float32), labels, epochs=3, batch_size=32, verbose=0)
+    return model
+
+
+def _keras_scores(model, faces) -> np.ndarray:
+    from liveness.dataset import prepare_faces
+
+    return model(prepare_faces(faces, INPUT_SIZE).astype(np.float32), training=False).numpy()[:, 1].astype(np.float64)
+
+
+@pytest.fixture(scope="module")
+def exports(cnn, crops, tmp_path_factory):
+    """{kind: path} of every export of the one model, written once for the module."""
+    from liveness.dataset import prepare_faces
+    from liveness.lbp import LBPClassifier
+
+    out = tmp_path_factory.mktemp("exports")
+    _, faces, labels = crops
+    lbp = LBPClassifier().fit(faces, labels)
+    return {
+        "onnx": export.export_onnx(cnn, out / "model.onnx", **INFO),
+        "tflite": export.export_tflite(cnn, out / "model.tflite", **INFO),
+        "int8": export.export_tflite(
+            cnn, out / "model_int8.tflite", **INFO, representative=prepare_faces(faces[::2], INPUT_SIZE)
+        ),
+        "lbp-json": export.export_lbp_json(lbp, out / "lbp.json", **INFO),
+        "lbp": lbp,
+    }
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("kind, tolerance", [("onnx", FLOAT_TOLERANCE), ("tflite", FLOAT_TOLERANCE), ("int8", INT8_TOLERANCE)])
+def test_cnn_export_scores_as_keras(cnn, crops, exports, kind, tolerance):
+    _, faces, _ = crops
+    scorer = export.ExportedScorer(exports[kind])
+    expected = _keras_scores(cnn, faces)
+    assert expected.std() > 0.01  # the model tells crops apart: the agreement means something
+    got = scorer.score(faces)
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() <= tolerance
+    assert scorer.score(faces[:1]) == pytest.approx(got[:1], abs=tolerance)  # batch size 1 too
+    assert (scorer.labels, scorer.live_label, scorer.threshold) == (INFO["labels"], "real", INFO["threshold"])
+    assert scorer.decide([0.9, 0.1]) == ["real", "fake"]
+
+
+@pytest.mark.shared_data
+def test_int8_is_smaller(exports):
+    assert exports["int8"].stat().st_size < 0.4 * exports["tflite"].stat().st_size
+    assert export.read_metadata(exports["int8"])["quantization"] == "int8"
+
+
+@pytest.mark.shared_data
+def test_lbp_json_scores_as_the_classifier(crops, exports):
+    from liveness.lbp_reference import ReferenceScorer
+
+    faces = crops[1][::REFERENCE_STEP]
+    doc = json.loads(exports["lbp-json"].read_text())
+    assert doc["threshold"] == INFO["threshold"] and doc["labels"] == INFO["labels"]
+    assert doc["features"]["length"] == len(doc["coef"]) == 77
+    got = ReferenceScorer(exports["lbp-json"]).score(faces)
+    assert np.abs(got - exports["lbp"].score(faces)).max() <= FLOAT_TOLERANCE
+
+
+def test_lbp_reference_features_are_the_classifiers(face_image):
+    """The LBP histograms bit for bit, also for eight points (samples between pixels) and
+    all six channels; the colour moments to float32 rounding (sums in another order)."""
+    from liveness import lbp_reference
+    from liveness.lbp import _MOMENT_STEP, CLASSIC_SETTINGS, DEFAULT_SETTINGS, lbp_features_batch
+
+    faces = [face_image[40:260, 150:330], face_image[:90, :120], np.full((50, 50, 3), 77, np.uint8)]
+    for s in (DEFAULT_SETTINGS, CLASSIC_SETTINGS):
+        recipe = {"size": s.size, "points": s.points, "radii": list(s.radii), "channels": list(s.channels),
+                  "moments": s.moments, "moment_step": _MOMENT_STEP}
+        expected = lbp_features_batch(faces, size=s.size, points=s.points, radii=s.radii, channels=s.channels, moments=s.moments)
+        got = np.stack([lbp_reference.features(f, recipe) for f in faces])
+        n_lbp = len(s.channels) * len(s.radii) * (s.points + 2)
+        assert np.array_equal(got[:, :n_lbp], expected[:, :n_lbp])
+        assert np.allclose(got[:, n_lbp:], expected[:, n_lbp:], rtol=1e-6, atol=1e-7)
+
+
+def test_lbp_json_refuses_what_it_cannot_describe(tmp_path):
+    from liveness import lbp_reference
+    from liveness.lbp import LBPClassifier
+
+    with pytest.raises(ValueError, match="not fitted"):
+        export.export_lbp_json(LBPClassifier(), tmp_path / "x.json", **INFO)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(ValueError, match="not a liveness-lbp/1 file"):
+        lbp_reference.load(bad)
+    with pytest.raises(ValueError, match="live label"):
+        export.export_info(labels=["a", "b"], live_label="real", threshold=0.5)
+
+
+@pytest.mark.shared_data
+def test_exports_run_in_a_fresh_process_without_tensorflow(cnn, crops, exports):
+    paths, faces = crops[0][::REFERENCE_STEP], crops[1][::REFERENCE_STEP]
+    code = textwrap.dedent(
+        """
+        import json, sys
+        import cv2
+        from liveness.export import ExportedScorer
+        exports, crops = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+        faces = [cv2.imread(p) for p in crops]
+        scores = {k: ExportedScorer(p).score(faces).tolist() for k, p in exports.items()}
+        heavy = [m for m in ("tensorflow", "keras") if m in sys.modules]
+        print(json.dumps({"scores": scores, "heavy": heavy}))
+        """
+    )
+    files = {k: str(exports[k]) for k in ("onnx", "tflite", "int8", "lbp-json")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(files), json.dumps([str(p) for p in paths])],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["heavy"] == []
+    keras_scores = _keras_scores(cnn, faces)
+    for kind, tolerance in (("onnx", FLOAT_TOLERANCE), ("tflite", FLOAT_TOLERANCE), ("int8", INT8_TOLERANCE)):
+        assert np.abs(np.array(result["scores"][kind]) - keras_scores).max() <= tolerance, kind
+    assert np.abs(np.array(result["scores"]["lbp-json"]) - exports["lbp"].score(faces)).max() <= FLOAT_TOLERANCE
