@@ -318,3 +318,60 @@ def write_grid(path: Path, tiles: Sequence[np.ndarray], captions=None, **kwargs)
     path = Path(path)
     write_image(path, grid_image(tiles, captions, **kwargs))
     return path
+
+
+# --- a liveness model's faces --------------------------------------------------
+
+METHODS = ("gradcam", "occlusion")
+
+
+def keras_model_of(model):
+    """The Keras CNN a liveness model scores with, or None (a colour-LBP model)."""
+    getter = getattr(model, "keras_model", None)
+    return getter() if callable(getter) else getattr(model, "cnn", None)
+
+
+def default_method(model) -> str:
+    """Grad-CAM when the model has a CNN, occlusion otherwise."""
+    return "gradcam" if keras_model_of(model) is not None else "occlusion"
+
+
+def explain_faces(model, faces_bgr: Sequence[np.ndarray], method: str) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
+    """(heatmaps, scores, labels) for BGR crops of any size: each heatmap 0..1 at its
+    crop's size, for the class the model decides (what made it say live, or attack).
+
+    model: anything with score(faces) -> live probabilities, decide(scores) -> labels,
+    `labels`, `live_label`, and for Grad-CAM a Keras CNN (keras_model() or `cnn`) and
+    `input_size`. Grad-CAM explains the CNN alone (in a fused model too); occlusion
+    explains the model's whole score."""
+    from liveness.dataset import prepare_faces
+
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    faces = list(faces_bgr)
+    if not faces:
+        return [], np.zeros(0), []
+    scores = np.asarray(model.score(faces), dtype=np.float64)
+    decided = list(model.decide(scores))
+    maps: list[np.ndarray] = [np.zeros(0)] * len(faces)
+    if method == "gradcam":
+        cnn = keras_model_of(model)
+        if cnn is None:
+            raise ValueError("Grad-CAM needs a CNN; this model scores with colour LBP alone (use occlusion)")
+        batch = prepare_faces(faces, int(cnn.input_shape[1]))
+        for label in sorted(set(decided)):
+            idx = [i for i, d in enumerate(decided) if d == label]
+            for i, m in zip(idx, gradcam(cnn, batch[idx], list(model.labels).index(label))):
+                h, w = faces[i].shape[:2]
+                maps[i] = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+    else:
+        for i, face in enumerate(faces):
+            drop = occlusion(model.score, face)
+            maps[i] = normalise(drop if decided[i] == model.live_label else -drop, minmax=True)
+    return maps, scores, decided
+
+
+def caption(score: float, label: str, name: str | None = None) -> list[str]:
+    """Caption lines of a tile: the file or frame, then 'real 0.93'."""
+    lines = [name[-18:]] if name else []
+    return lines + [f"{label} {score:.2f}"]

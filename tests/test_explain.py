@@ -169,3 +169,75 @@ def test_overlay_and_grid(tmp_path):
     path = explain.write_grid(tmp_path / "grid.png", [face, out, heat], ["a", ["b", "0.93 real"], "c"], columns=2, tile_size=32)
     grid = cv2.imread(str(path))
     assert grid is not None and grid.shape[1] == 2 * (32 + 8)  # two columns of padded tiles
+
+
+# --- explain.py, the script (a stand-in for the model folder) --------------------
+
+
+@pytest.fixture()
+def script(monkeypatch):
+    import explain as script
+
+    def use(model):
+        monkeypatch.setattr(script, "load_model", lambda path: model)
+        return script
+
+    return use
+
+
+def _write_crops(folder, n: int, live: bool, seed: int):
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"{i}.png"), _image(rng, 64, 16, *rng.integers(0, 48, 2), live=live))
+
+
+def test_explain_script_occlusion_on_crops(script, lbp_scorer, tmp_path):
+    import cv2
+
+    from standin import StandInModel
+
+    _write_crops(tmp_path / "in" / "a", 3, live=True, seed=6)
+    _write_crops(tmp_path / "in" / "b", 2, live=False, seed=7)
+    written = script(StandInModel(lbp=lbp_scorer)).run(
+        model=tmp_path / "m", input=tmp_path / "in", output=tmp_path / "out", crops=True, per_face=True
+    )
+    names = sorted(p.name for p in written)
+    assert "a_occlusion.png" in names and "b_occlusion.png" in names  # one grid per folder
+    assert len(names) == 2 + 5  # and one file per face
+    grid = cv2.imread(str(tmp_path / "out" / "a_occlusion.png"))
+    assert grid is not None and grid.shape[1] > 6 * explain.TILE_SIZE  # 3 faces: crop + heatmap each
+
+
+def test_explain_script_gradcam_and_dataset_mode(script, tiny_cnn, tmp_path):
+    import cv2
+
+    from standin import StandInModel
+
+    for subject in ("subject01", "subject02"):
+        for label, live in (("real", True), ("fake", False)):
+            folder = tmp_path / "crops" / subject / label
+            folder.mkdir(parents=True)
+            rng = np.random.default_rng(len(subject) + live)
+            for i in range(3):
+                cv2.imwrite(str(folder / f"{i}.png"), _image(rng, SIZE, PATCH, *rng.integers(0, SIZE - PATCH, 2), live=live))
+    s = script(StandInModel(cnn=tiny_cnn))
+    [path] = s.run(model=tmp_path / "m", dataset=[tmp_path / "crops"], output=tmp_path / "out", group_pattern=r"subject\d+")
+    grid = cv2.imread(str(path))
+    assert path.name == "mean_heatmaps.png" and grid is not None
+    written = s.run(model=tmp_path / "m", input=tmp_path / "crops" / "subject01" / "real" / "0.png", output=tmp_path / "one", crops=True)
+    assert [p.name for p in written] == ["0_gradcam.png"]
+
+
+def test_explain_script_refuses_gradcam_without_cnn(script, lbp_scorer, tmp_path):
+    from liveness.cli import UserError
+    from standin import StandInModel
+
+    s = script(StandInModel(lbp=lbp_scorer))
+    _write_crops(tmp_path / "in", 1, live=True, seed=8)
+    with pytest.raises(UserError, match="needs a CNN"):
+        s.run(model=tmp_path / "m", input=tmp_path / "in", output=tmp_path / "out", crops=True, method="gradcam")
+    with pytest.raises(UserError, match="either --input or --dataset"):
+        s.run(model=tmp_path / "m", output=tmp_path / "out")

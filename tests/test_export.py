@@ -175,3 +175,48 @@ def test_exports_run_in_a_fresh_process_without_tensorflow(cnn, crops, exports):
     for kind, tolerance in (("onnx", FLOAT_TOLERANCE), ("tflite", FLOAT_TOLERANCE), ("int8", INT8_TOLERANCE)):
         assert np.abs(np.array(result["scores"][kind]) - keras_scores).max() <= tolerance, kind
     assert np.abs(np.array(result["scores"]["lbp-json"]) - exports["lbp"].score(faces)).max() <= FLOAT_TOLERANCE
+
+
+# --- export.py, the script (a stand-in for the model folder) ---------------------
+
+
+@pytest.mark.shared_data
+def test_export_script_writes_and_checks_each_format(cnn, crops, exports, monkeypatch, tmp_path, shared_data, caplog):
+    import export as script
+    from standin import StandInModel
+
+    monkeypatch.setattr(script, "load_model", lambda path: StandInModel(cnn=cnn, lbp=exports["lbp"], threshold=0.42))
+    caplog.set_level("INFO", logger="liveness")
+    onnx = script.run(model=tmp_path / "m", format="onnx", output=tmp_path / "m.onnx")
+    assert export.read_metadata(onnx)["threshold"] == 0.42
+    lbp = script.run(model=tmp_path / "m", format="lbp-json", output=tmp_path / "m.json",
+                     representative=shared_data / "crops" / "subject09")
+    assert export.read_metadata(lbp)["scorer"] == "fusion"
+    checks = [r.getMessage() for r in caplog.records if "differ from the original's" in r.getMessage()]
+    assert len(checks) == 2 and "noise images" in checks[0] and "16 crops" in checks[1]
+    assert any("fused" in r.getMessage() for r in caplog.records)
+
+
+def test_export_script_refuses_bad_requests(monkeypatch, tmp_path):
+    import export as script
+    from liveness.cli import UserError
+    from standin import StandInModel
+
+    monkeypatch.setattr(script, "load_model", lambda path: StandInModel(cnn=None, lbp=object()))
+    with pytest.raises(UserError, match=r"must end in \.tflite"):
+        script.run(format="tflite", output=tmp_path / "m.onnx")
+    with pytest.raises(UserError, match="--int8 needs --representative"):
+        script.run(format="tflite", output=tmp_path / "m.tflite", int8=True)
+    with pytest.raises(UserError, match="--int8 applies to --format tflite"):
+        script.run(format="onnx", output=tmp_path / "m.onnx", int8=True)
+    with pytest.raises(UserError, match="has no CNN"):
+        script.run(format="onnx", output=tmp_path / "m.onnx")
+
+
+def test_export_script_prints_one_error_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "export.py", "--format", "onnx", "--output", str(tmp_path / "x.txt")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["[ERROR] --output of --format onnx must end in .onnx, got x.txt"]
