@@ -72,11 +72,18 @@ def _cnn_info(keras_model, info: dict) -> dict:
 @contextlib.contextmanager
 def _quiet():
     """Exporters print 'Saved artifact at ...' on stdout; tf2onnx logs tracebacks of
-    optimisations it skips (the graph is still converted) and NumPy future warnings."""
-    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
-    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        yield
+    optimisations it skips (the graph is still converted); NumPy future warnings."""
+    loggers = [logging.getLogger(name) for name in ("tf2onnx", "tensorflow")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:  # tensorflow logs "Assets written to ..." at INFO
+        lg.setLevel(logging.ERROR)
+    try:
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def _built(keras_model):

@@ -72,11 +72,14 @@ def lbp_histogram(channel: np.ndarray, points: int, radius: int) -> np.ndarray:
         # |cp| <= radius); the weights dr, dc differ in their last bits per row / column.
         r0, r1 = int(np.floor(r[0]) - k[0]), int(np.ceil(r[0]) - k[0])
         c0, c1 = int(np.floor(c[0]) - k[0]), int(np.ceil(c[0]) - k[0])
-        dr = (r - np.floor(r))[:, None]
-        dc = (c - np.floor(c))[None, :]
-        top = (1 - dc) * shifted(r0, c0) + dc * shifted(r0, c1)
-        bottom = (1 - dc) * shifted(r1, c0) + dc * shifted(r1, c1)
-        value = (1 - dr) * top + dr * bottom
+        if r0 == r1 and c0 == c1:  # on the pixel grid: (1 - 0) * a + 0 * b is a itself
+            value = shifted(r0, c0)
+        else:
+            dr = (r - np.floor(r))[:, None]
+            dc = (c - np.floor(c))[None, :]
+            top = (1 - dc) * shifted(r0, c0) + dc * shifted(r0, c1)
+            bottom = (1 - dc) * shifted(r1, c0) + dc * shifted(r1, c1)
+            value = (1 - dr) * top + dr * bottom
         codes |= (value >= centre).astype(np.int64) << p
     hist = np.bincount(uniform_bins(points)[codes].ravel(), minlength=points + 2).astype(np.float64)
     return hist / centre.size
