@@ -180,10 +180,11 @@ def explain_dataset(model, datasets: list[Path], output: Path, *, method: str, g
         n = sum(p[2] for p in parts)
         face = sum(p[0] * p[2] for p in parts) / n
         heat = sum(p[1] * p[2] for p in parts) / n
-        tiles.append(ex.overlay(face.astype(np.uint8), ex.normalise(heat)))
+        tiles.append(ex.overlay(face.astype(np.uint8), ex.normalise(heat, minmax=True)))
         captions.append([f"all {label}", f"n={n}"])
     for (group, label), (face, heat, n, score, right) in sums.items():
-        tiles.append(ex.overlay(face.astype(np.uint8), ex.normalise(heat)))
+        # Scaled per tile, min to max: a mean of many faces' maps is flatter than each.
+        tiles.append(ex.overlay(face.astype(np.uint8), ex.normalise(heat, minmax=True)))
         captions.append([f"{group[-12:]} {label}", f"n={n} live {score:.2f}", f"right {right:.0%}"])
     path = output / "mean_heatmaps.png"
     ex.write_grid(path, tiles, captions, columns=GRID_COLUMNS, tile_size=MEAN_SIZE)

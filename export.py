@@ -87,7 +87,7 @@ def run(
     ensure_parent_dir(output)
     m = load_model(model)
     info = {"labels": list(m.labels), "live_label": m.live_label, "threshold": float(m.threshold),
-            "source_model": Path(model).name, "scorer": m.scorer}
+            "padding": float(m.padding), "source_model": Path(model).name, "scorer": m.scorer}
     crops = read_crops(representative, ex.REPRESENTATIVE_LIMIT) if representative is not None else None
     if format == "lbp-json":
         if m.lbp is None:

@@ -286,8 +286,11 @@ class ExportedScorer:
         self.labels = list(self.meta["labels"])
         self.live_label = self.meta["live_label"]
         self.live_index = self.labels.index(self.live_label)
+        self.attack_label = next(label for label in self.labels if label != self.live_label)
         self.threshold = float(self.meta["threshold"])
+        self.padding = float(self.meta.get("padding", 0.0))  # how the crops were cut around the detector's box
         self.input_size = int(self.meta["input"]["shape"][1]) if "input" in self.meta else None
+        self.scorer = self.kind
         if self.kind == "onnx":
             import cv2
 
@@ -326,5 +329,15 @@ class ExportedScorer:
         return self.probabilities(faces_bgr)[:, self.live_index].astype(np.float64)
 
     def decide(self, scores: np.ndarray) -> list[str]:
-        attack = next(label for label in self.labels if label != self.live_label)
-        return [self.live_label if s >= self.threshold else attack for s in np.asarray(scores)]
+        return [self.live_label if s >= self.threshold else self.attack_label for s in np.asarray(scores)]
+
+    def with_threshold(self, threshold: float | None) -> ExportedScorer:
+        """This scorer at another operating point (None: the recorded one)."""
+        if threshold is not None:
+            if not 0.0 <= float(threshold) <= 1.0:
+                raise ValueError(f"threshold must be a number from 0 to 1, got {threshold!r}")
+            self.threshold = float(threshold)
+        return self
+
+    def describe(self) -> str:
+        return f"{self.path} ({self.kind} export, threshold {self.threshold:.3f})"
