@@ -15,9 +15,9 @@ import pytest
 from liveness import ROOT, export
 
 FLOAT_TOLERANCE = 1e-4
-# int8 weights and activations: the live probability moves by up to a few hundredths
-# on a briefly trained LivenessNet (measured 0.01-0.02 here); the README gives the figures.
-INT8_TOLERANCE = 0.05
+# int8 weights and activations move the live probability by a few hundredths on
+# average, up to about 0.06 on the model below (README, "Explain and export").
+INT8_TOLERANCE = 0.1
 INFO = {"labels": ["fake", "real"], "live_label": "real", "threshold": 0.37}
 INPUT_SIZE = 32
 CROPS_PER_SET = 8  # crops per (subject, class) folder: 18 set-ups, both classes
@@ -42,7 +42,11 @@ def crops(shared_data):
 
 @pytest.fixture(scope="module")
 def cnn(crops):
-    """LivenessNet trained for a few epochs on the shared crops, so scores spread."""
+    return spread_cnn(crops)
+
+
+def spread_cnn(crops):
+    """LivenessNet trained for a few epochs on the shared crops, its scores spread over 0..1."""
     from liveness.cli import import_tensorflow
     from liveness.dataset import prepare_faces
     from liveness.models import build_model
@@ -52,9 +56,21 @@ def cnn(crops):
 
     keras.utils.set_random_seed(0)
     _, faces, labels = crops
+    x = prepare_faces(faces, INPUT_SIZE).astype(np.float32)
     model = build_model("livenessnet", input_size=INPUT_SIZE)
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
-    model.fit(prepare_faces(faces, INPUT_SIZE).astype(np.float32), labels, epochs=3, batch_size=32, verbose=0)
+    model.fit(x, labels, epochs=3, batch_size=32, verbose=0)
+    # So briefly trained, it scores every crop 0.9-1.0 live. Rescale its last layer so
+    # the live-minus-attack logit has median 0 and spread 2 over these crops: scores then
+    # span 0..1, where an export's disagreement would change decisions.
+    last = model.get_layer("probabilities")
+    hidden = keras.Model(model.inputs[0], last.input)(x, training=False).numpy()
+    kernel, bias = last.get_weights()
+    margin = hidden @ (kernel[:, 1] - kernel[:, 0]) + (bias[1] - bias[0])
+    gain = 2.0 / margin.std()
+    bias = bias * gain
+    bias[1] -= gain * np.median(margin)
+    last.set_weights([kernel * gain, bias])
     return model
 
 
@@ -90,7 +106,7 @@ def test_cnn_export_scores_as_keras(cnn, crops, exports, kind, tolerance):
     _, faces, _ = crops
     scorer = export.ExportedScorer(exports[kind])
     expected = _keras_scores(cnn, faces)
-    assert expected.std() > 0.01  # the model tells crops apart: the agreement means something
+    assert expected.std() > 0.2  # scores spread over 0..1: the agreement means something
     got = scorer.score(faces)
     assert got.shape == expected.shape
     assert np.abs(got - expected).max() <= tolerance
