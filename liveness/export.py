@@ -281,6 +281,13 @@ class ExportedScorer:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        try:
+            self._open()
+        except Exception as e:  # a truncated file, another program's ONNX, a JSON of another format...
+            reason = " ".join(str(e).split())[:200] or type(e).__name__
+            raise ValueError(f"cannot load export {self.path}: {reason}") from None
+
+    def _open(self) -> None:
         self.meta = read_metadata(self.path)
         self.kind = {".onnx": "onnx", ".tflite": "tflite", ".json": "lbp-json"}[self.path.suffix]
         self.labels = list(self.meta["labels"])
@@ -341,3 +348,26 @@ class ExportedScorer:
 
     def describe(self) -> str:
         return f"{self.path} ({self.kind} export, threshold {self.threshold:.3f})"
+
+
+def is_export(path: Path) -> bool:
+    """An export file, or a folder that holds one export and no model manifest."""
+    path = Path(path)
+    if path.is_file():
+        return path.suffix in (".onnx", ".tflite") or (path.suffix == ".json" and path.name != "manifest.json")
+    return path.is_dir() and not (path / "manifest.json").exists() and len(_exports_in(path)) == 1
+
+
+def _exports_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix in (".onnx", ".tflite") and p.is_file())
+
+
+def open_scorer(path: Path, *, threshold: float | None = None, backend: str = "auto"):
+    """What the demo scores with: an export (a file, or a folder holding one .onnx or
+    .tflite) as an ExportedScorer, else the model folder through liveness.model."""
+    path = Path(path)
+    if is_export(path):
+        return ExportedScorer(path if path.is_file() else _exports_in(path)[0]).with_threshold(threshold)
+    from liveness.model import load_model
+
+    return load_model(path, threshold=threshold, backend=backend)

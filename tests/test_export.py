@@ -236,3 +236,11 @@ def test_export_script_prints_one_error_line(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["[ERROR] --output of --format onnx must end in .onnx, got x.txt"]
+
+
+def test_a_broken_export_is_one_error(tmp_path):
+    for name in ("x.onnx", "x.tflite", "x.json"):
+        (tmp_path / name).write_bytes(b"not a model")
+        with pytest.raises(ValueError, match=f"cannot load export .*{name}"):
+            export.ExportedScorer(tmp_path / name)
+    assert export.is_export(tmp_path / "x.onnx") and not export.is_export(tmp_path)  # two exports: ambiguous
