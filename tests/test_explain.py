@@ -241,3 +241,16 @@ def test_explain_script_refuses_gradcam_without_cnn(script, lbp_scorer, tmp_path
         s.run(model=tmp_path / "m", input=tmp_path / "in", output=tmp_path / "out", crops=True, method="gradcam")
     with pytest.raises(UserError, match="either --input or --dataset"):
         s.run(model=tmp_path / "m", output=tmp_path / "out")
+
+
+@pytest.mark.shared_data
+def test_explain_script_finds_faces_in_a_video(script, lbp_scorer, shared_data, tmp_path):
+    from standin import StandInModel
+
+    video = shared_data / "videos" / "subject02" / "real.mp4"
+    written = script(StandInModel(lbp=lbp_scorer)).run(
+        model=tmp_path / "m", input=video, output=tmp_path / "out", skip=10, max_frames=20, per_face=True
+    )
+    names = [p.name for p in written]
+    assert names[-1] == "real_occlusion.png"  # the grid of the video
+    assert [n[:18] for n in names[:-1]] == ["real_f000000_face0", "real_f000010_face0"]  # frames 0 and 10
