@@ -185,9 +185,9 @@ def explain_dataset(model, datasets: list[Path], output: Path, *, method: str, g
     for (group, label), (face, heat, n, score, right) in sums.items():
         # Scaled per tile, min to max: a mean of many faces' maps is flatter than each.
         tiles.append(ex.overlay(face.astype(np.uint8), ex.normalise(heat, minmax=True)))
-        captions.append([f"{group[-12:]} {label}", f"n={n} live {score:.2f}", f"right {right:.0%}"])
+        captions.append([f"{group[-12:]} {label}", f"n={n} live {score:.2f}", f"decided right {right:.0%}"])
     path = output / "mean_heatmaps.png"
-    ex.write_grid(path, tiles, captions, columns=GRID_COLUMNS, tile_size=MEAN_SIZE)
+    ex.write_grid(path, tiles, captions, columns=GRID_COLUMNS)
     LOGGER.info("mean heatmaps of %d set-up/class cells -> %s", len(sums), path)
     return path
 
