@@ -32,16 +32,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from liveness import ROOT
+from liveness import DEFAULT_MODEL
 from liveness import explain as ex
 from liveness.cli import UserError, cli_main, ensure_writable_dir, setup_logging
-from liveness.dataset import IMAGE_EXTENSIONS, find_samples
+from liveness.dataset import IMAGE_EXTENSIONS, find_samples, list_images
 from liveness.detector import DEFAULT_CONFIDENCE
 from liveness.fileio import write_image
+from liveness.model import load_model
 
 LOGGER = logging.getLogger("liveness")
 
-DEFAULT_MODEL = ROOT / "output" / "liveness"
 DEFAULT_SKIP = 10  # video frames: explain every 10th
 DEFAULT_MAX_FRAMES = 200  # video frames read at most
 DEFAULT_PER_GROUP = 16  # --dataset: crops per set-up and class
@@ -50,21 +50,8 @@ MEAN_SIZE = 96  # --dataset: crops and heatmaps are averaged at this size
 GRID_COLUMNS = 8
 
 
-def load_model(path: Path):
-    """The model folder train.py writes (liveness.model)."""
-    try:
-        from liveness.model import load_model as load
-    except ImportError:
-        raise UserError("explain.py needs the model folder format (liveness/model.py), which this checkout lacks") from None
-    return load(Path(path))
-
-
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "face"
-
-
-def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
 def _batches_from_input(path: Path, *, crops: bool, detector, padding: float, skip: int, max_frames: int):
@@ -79,7 +66,7 @@ def _batches_from_input(path: Path, *, crops: bool, detector, padding: float, sk
 
     if path.is_dir():
         by_folder: dict[Path, list[Path]] = defaultdict(list)
-        for p in _images(path):
+        for p in sorted(list_images(path)):
             by_folder[p.parent].append(p)
         if not by_folder:
             raise UserError(f"--input {path}: no images in this folder")

@@ -27,24 +27,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from liveness import ROOT
+from liveness import DEFAULT_MODEL
 from liveness import export as ex
 from liveness.cli import UserError, cli_main, ensure_parent_dir, setup_logging
-from liveness.dataset import IMAGE_EXTENSIONS, prepare_faces
+from liveness.dataset import list_images
+from liveness.model import load_model
+from liveness.runtime import prepare_faces
 
 LOGGER = logging.getLogger("liveness")
 
-DEFAULT_MODEL = ROOT / "output" / "liveness"
 CHECK_CROPS = 16  # crops the written export is checked on
-
-
-def load_model(path: Path):
-    """The model folder train.py writes (liveness.model)."""
-    try:
-        from liveness.model import load_model as load
-    except ImportError:
-        raise UserError("export.py needs the model folder format (liveness/model.py), which this checkout lacks") from None
-    return load(Path(path))
 
 
 def read_crops(folder: Path, limit: int) -> list[np.ndarray]:
@@ -52,18 +44,13 @@ def read_crops(folder: Path, limit: int) -> list[np.ndarray]:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"--representative {folder} is not a folder")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    files = sorted(list_images(folder))
     if len(files) > limit:
         files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
     crops = [c for c in (cv2.imread(str(p), cv2.IMREAD_COLOR) for p in files) if c is not None and c.size]
     if not crops:
         raise UserError(f"--representative {folder}: no readable images")
     return crops
-
-
-def _cnn(model):
-    getter = getattr(model, "keras_model", None)
-    return getter() if callable(getter) else getattr(model, "cnn", None)
 
 
 def run(
@@ -92,10 +79,10 @@ def run(
     if format == "lbp-json":
         if m.lbp is None:
             raise UserError(f"{model} has no colour-LBP scorer (scorer {m.scorer}); export it as onnx or tflite")
-        original = m.lbp.score
+        original = m.lbp.score_live
         ex.export_lbp_json(m.lbp, output, **info)
     else:
-        cnn = _cnn(m)
+        cnn = m.cnn
         if cnn is None:
             raise UserError(f"{model} has no CNN (scorer {m.scorer}); export it with --format lbp-json")
         size = int(cnn.input_shape[1])

@@ -12,7 +12,7 @@ Lines (one face per call, as the demo scores a frame with one face; the same cro
   cnn-onnx       its ONNX export on OpenCV's DNN module      -> ratio to cnn-keras
   cnn-tflite     its float TFLite export on LiteRT           -> ratio to cnn-keras
   cnn-tflite-int8  int8 TFLite (calibrated on the same crops) -> ratio to cnn-keras
-  lbp            the colour-LBP classifier (LBPClassifier.score)
+  lbp            the colour-LBP classifier (LBPClassifier.score_live)
   lbp-json       its JSON export on the plain-NumPy reference scorer -> ratio to lbp
 The CNN is built untrained (speed does not depend on the weights); the LBP model is
 fitted on the crops. Every line runs once per round, in rotating order, --repeats
@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:  # run as `python benchmarks/bench_export.py`
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.bench_pipeline import machine_info, paired_ratio, round_robin, spread  # noqa: E402
+from benchmarks.harness import machine_info, paired_ratio, round_robin, spread  # noqa: E402
 from liveness.cli import UserError, cli_main, ensure_parent_dir, import_tensorflow, setup_logging  # noqa: E402
 
 LOGGER = logging.getLogger("liveness")
@@ -70,9 +70,9 @@ def per_face(score, faces: list[np.ndarray]):
 def run(*, data: Path = DEFAULT_DATA, arch: str = "livenessnet", input_size: int = 32, crops: int = 64,
         repeats: int = 5, json_path: Path = DEFAULT_JSON) -> dict:
     from liveness import export as ex
-    from liveness.dataset import prepare_faces
     from liveness.lbp import LBPClassifier
-    from liveness.models import build_model
+    from liveness.nets import build_model
+    from liveness.runtime import prepare_faces
 
     if not (data / "crops").is_dir():
         raise UserError(f"--data {data}: no crops/ folder (the shared data)")
@@ -95,7 +95,7 @@ def run(*, data: Path = DEFAULT_DATA, arch: str = "livenessnet", input_size: int
             "lbp-json": ex.export_lbp_json(lbp, tmp / "lbp.json", **INFO),
         }
         scorers = {k: ex.ExportedScorer(p) for k, p in files.items()}
-        originals = {"cnn-keras": keras_score, "lbp": lbp.score}
+        originals = {"cnn-keras": keras_score, "lbp": lbp.score_live}
         base = {k: ("lbp" if k == "lbp-json" else "cnn-keras") for k in files}
         agreement = {k: float(np.abs(s.score(faces) - originals[base[k]](faces)).max()) for k, s in scorers.items()}
         sizes = {k: p.stat().st_size for k, p in files.items()}
@@ -124,7 +124,7 @@ def run(*, data: Path = DEFAULT_DATA, arch: str = "livenessnet", input_size: int
 def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="Per-face time of each export against the original model.")
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="the shared data folder (its crops/)")
-    ap.add_argument("--arch", default="livenessnet", help="CNN architecture (liveness/models.py)")
+    ap.add_argument("--arch", default="livenessnet", help="CNN architecture (liveness/nets.py)")
     ap.add_argument("--input-size", type=int, default=32)
     ap.add_argument("--crops", type=int, default=64, help="crops timed, one per call")
     ap.add_argument("--repeats", type=int, default=5)

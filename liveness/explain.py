@@ -97,7 +97,7 @@ class _GradCamRunner:
         else:
             # A functional model cannot output a tensor of a nested model's graph, so the
             # backbone gets its own two-output model and the outer layers run one after
-            # the other (the wrappers in liveness/models.py are such a chain; checked below).
+            # the other (the wrappers in liveness/nets.py are such a chain; checked below).
             self.inner = keras.Model(backbone.inputs, [target.output, backbone.output])
             self.chain = [l for l in model.layers if type(l).__name__ != "InputLayer"]
 
@@ -132,7 +132,7 @@ def gradcam(
     """(N, H, W) float32 Grad-CAM maps in 0..1 for the class `class_index`.
 
     faces_rgb_batch: (N, H, W, 3) RGB pixels, 0..255, as the model takes them
-    (preprocessing is inside the models of liveness/models.py). The gradient is that of
+    (preprocessing is inside the models of liveness/nets.py). The gradient is that of
     the log-probability of the class, so it does not vanish on confidently wrong faces;
     each map is ReLU(sum_k w_k A_k) over the last convolution's feature maps A_k, with
     w_k the spatial mean of the gradient, resized to H x W and divided by its maximum
@@ -344,7 +344,7 @@ def explain_faces(model, faces_bgr: Sequence[np.ndarray], method: str) -> tuple[
     `labels`, `live_label`, and for Grad-CAM a Keras CNN (keras_model() or `cnn`) and
     `input_size`. Grad-CAM explains the CNN alone (in a fused model too); occlusion
     explains the model's whole score."""
-    from liveness.dataset import prepare_faces
+    from liveness.runtime import prepare_faces
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")

@@ -14,7 +14,7 @@ its metadata_props, TFLite in a metadata entry of the flatbuffer, both under the
 METADATA_KEY as JSON; the LBP JSON at its top level.
 
 The CNN exports take what the Keras model takes: (N, S, S, 3) float32 RGB pixels in
-0..255, a BGR crop resized to S x S with OpenCV's INTER_AREA (liveness.dataset.
+0..255, a BGR crop resized to S x S with OpenCV's INTER_AREA (liveness.runtime.
 prepare_faces), and output (N, classes) probabilities in `labels` order.
 """
 
@@ -32,8 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from liveness.dataset import prepare_faces
+from liveness.errors import ModelError
 from liveness.fileio import atomic_path, atomic_write_text
+from liveness.runtime import prepare_faces
 
 LOGGER = logging.getLogger("liveness")
 
@@ -206,21 +207,14 @@ def read_tflite_metadata(path: Path) -> dict:
 
 
 def lbp_parameters(lbp) -> dict:
-    """The fitted scorer's arrays: mean, scale, coef (for the live class), intercept."""
-    if getattr(lbp, "pipeline", None) is None and not hasattr(lbp, "coef_"):
+    """The fitted LBPClassifier's arrays: mean, scale, coef (for the live class), intercept."""
+    if not hasattr(lbp, "coef_"):
         raise ValueError("the LBP model is not fitted")
-    if hasattr(lbp, "coef_"):
-        mean, scale, coef, intercept = lbp.mean_, lbp.scale_, lbp.coef_, lbp.intercept_
-    else:  # before LBPClassifier exposed its fitted state
-        scaler, clf = lbp.pipeline.named_steps["scaler"], lbp.pipeline.named_steps["clf"]
-        if list(clf.classes_) != [0, 1]:
-            raise ValueError(f"the LBP model's classes must be [0, 1], got {list(clf.classes_)}")
-        mean, scale, coef, intercept = scaler.mean_, scaler.scale_, clf.coef_[0], clf.intercept_[0]
     return {
-        "mean": np.asarray(mean, np.float64).ravel().tolist(),
-        "scale": np.asarray(scale, np.float64).ravel().tolist(),
-        "coef": np.asarray(coef, np.float64).ravel().tolist(),
-        "intercept": float(np.asarray(intercept, np.float64).ravel()[0]),
+        "mean": np.asarray(lbp.mean_, np.float64).tolist(),
+        "scale": np.asarray(lbp.scale_, np.float64).tolist(),
+        "coef": np.asarray(lbp.coef_, np.float64).tolist(),
+        "intercept": float(lbp.intercept_),
     }
 
 
@@ -285,7 +279,7 @@ class ExportedScorer:
             self._open()
         except Exception as e:  # a truncated file, another program's ONNX, a JSON of another format...
             reason = " ".join(str(e).split())[:200] or type(e).__name__
-            raise ValueError(f"cannot load export {self.path}: {reason}") from None
+            raise ModelError(f"cannot load export {self.path}: {reason}") from None
 
     def _open(self) -> None:
         self.meta = read_metadata(self.path)

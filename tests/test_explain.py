@@ -85,7 +85,7 @@ def test_gradcam_finds_and_follows_the_decisive_patch(tiny_cnn):
 @pytest.mark.parametrize("arch", ["livenessnet", "mobilenetv3small", "mobilenetv2"])
 def test_gradcam_runs_on_every_architecture(arch):
     """LivenessNet's last convolution is its own layer; a MobileNet's sits in a nested backbone."""
-    from liveness.models import build_model
+    from liveness.nets import build_model
 
     model = build_model(arch, input_size=SIZE, weights=None)
     layer, backbone = explain.find_target_layer(model)
@@ -121,7 +121,7 @@ def test_occlusion_on_lbp_scorer_finds_and_follows_the_patch(lbp_scorer):
 
     def score(crops):
         calls.append(len(crops))
-        return lbp_scorer.score(crops)
+        return lbp_scorer.score_live(crops)
 
     for y, x in [(4, 4), (44, 40)]:
         face = _image(rng, 64, 16, y, x, live=True)
@@ -171,18 +171,7 @@ def test_overlay_and_grid(tmp_path):
     assert grid is not None and grid.shape[1] == 2 * (32 + 8)  # two columns of padded tiles
 
 
-# --- explain.py, the script (a stand-in for the model folder) --------------------
-
-
-@pytest.fixture()
-def script(monkeypatch):
-    import explain as script
-
-    def use(model):
-        monkeypatch.setattr(script, "load_model", lambda path: model)
-        return script
-
-    return use
+# --- explain.py, the script, on model folders ----------------------------------
 
 
 def _write_crops(folder, n: int, live: bool, seed: int):
@@ -194,16 +183,21 @@ def _write_crops(folder, n: int, live: bool, seed: int):
         cv2.imwrite(str(folder / f"{i}.png"), _image(rng, 64, 16, *rng.integers(0, 48, 2), live=live))
 
 
-def test_explain_script_occlusion_on_crops(script, lbp_scorer, tmp_path):
+@pytest.fixture(scope="module")
+def lbp_folder(lbp_scorer, tmp_path_factory):
+    from model_folders import write_folder
+
+    return write_folder(tmp_path_factory.mktemp("lbp") / "liveness", lbp=lbp_scorer)
+
+
+def test_explain_script_occlusion_on_crops(lbp_folder, tmp_path):
     import cv2
 
-    from standin import StandInModel
+    import explain as script
 
     _write_crops(tmp_path / "in" / "a", 3, live=True, seed=6)
     _write_crops(tmp_path / "in" / "b", 2, live=False, seed=7)
-    written = script(StandInModel(lbp=lbp_scorer)).run(
-        model=tmp_path / "m", input=tmp_path / "in", output=tmp_path / "out", crops=True, per_face=True
-    )
+    written = script.run(model=lbp_folder, input=tmp_path / "in", output=tmp_path / "out", crops=True, per_face=True)
     names = sorted(p.name for p in written)
     assert "a_occlusion.png" in names and "b_occlusion.png" in names  # one grid per folder
     assert len(names) == 2 + 5  # and one file per face
@@ -211,10 +205,11 @@ def test_explain_script_occlusion_on_crops(script, lbp_scorer, tmp_path):
     assert grid is not None and grid.shape[1] > 6 * explain.TILE_SIZE  # 3 faces: crop + heatmap each
 
 
-def test_explain_script_gradcam_and_dataset_mode(script, tiny_cnn, tmp_path):
+def test_explain_script_gradcam_and_dataset_mode(tiny_cnn, tmp_path):
     import cv2
 
-    from standin import StandInModel
+    import explain as script
+    from model_folders import write_folder
 
     for subject in ("subject01", "subject02"):
         for label, live in (("real", True), ("fake", False)):
@@ -223,34 +218,31 @@ def test_explain_script_gradcam_and_dataset_mode(script, tiny_cnn, tmp_path):
             rng = np.random.default_rng(len(subject) + live)
             for i in range(3):
                 cv2.imwrite(str(folder / f"{i}.png"), _image(rng, SIZE, PATCH, *rng.integers(0, SIZE - PATCH, 2), live=live))
-    s = script(StandInModel(cnn=tiny_cnn))
-    [path] = s.run(model=tmp_path / "m", dataset=[tmp_path / "crops"], output=tmp_path / "out", group_pattern=r"subject\d+")
+    model = write_folder(tmp_path / "cnn", cnn=tiny_cnn)
+    [path] = script.run(model=model, dataset=[tmp_path / "crops"], output=tmp_path / "out", group_pattern=r"subject\d+")
     grid = cv2.imread(str(path))
     assert path.name == "mean_heatmaps.png" and grid is not None
-    written = s.run(model=tmp_path / "m", input=tmp_path / "crops" / "subject01" / "real" / "0.png", output=tmp_path / "one", crops=True)
+    written = script.run(model=model, input=tmp_path / "crops" / "subject01" / "real" / "0.png", output=tmp_path / "one", crops=True)
     assert [p.name for p in written] == ["0_gradcam.png"]
 
 
-def test_explain_script_refuses_gradcam_without_cnn(script, lbp_scorer, tmp_path):
+def test_explain_script_refuses_gradcam_without_cnn(lbp_folder, tmp_path):
+    import explain as script
     from liveness.cli import UserError
-    from standin import StandInModel
 
-    s = script(StandInModel(lbp=lbp_scorer))
     _write_crops(tmp_path / "in", 1, live=True, seed=8)
     with pytest.raises(UserError, match="needs a CNN"):
-        s.run(model=tmp_path / "m", input=tmp_path / "in", output=tmp_path / "out", crops=True, method="gradcam")
+        script.run(model=lbp_folder, input=tmp_path / "in", output=tmp_path / "out", crops=True, method="gradcam")
     with pytest.raises(UserError, match="either --input or --dataset"):
-        s.run(model=tmp_path / "m", output=tmp_path / "out")
+        script.run(model=lbp_folder, output=tmp_path / "out")
 
 
 @pytest.mark.shared_data
-def test_explain_script_finds_faces_in_a_video(script, lbp_scorer, shared_data, tmp_path):
-    from standin import StandInModel
+def test_explain_script_finds_faces_in_a_video(lbp_folder, shared_data, tmp_path):
+    import explain as script
 
     video = shared_data / "videos" / "subject02" / "real.mp4"
-    written = script(StandInModel(lbp=lbp_scorer)).run(
-        model=tmp_path / "m", input=video, output=tmp_path / "out", skip=10, max_frames=20, per_face=True
-    )
+    written = script.run(model=lbp_folder, input=video, output=tmp_path / "out", skip=10, max_frames=20, per_face=True)
     names = [p.name for p in written]
     assert names[-1] == "real_occlusion.png"  # the grid of the video
     assert [n[:18] for n in names[:-1]] == ["real_f000000_face0", "real_f000010_face0"]  # frames 0 and 10

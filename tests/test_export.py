@@ -48,8 +48,8 @@ def cnn(crops):
 def spread_cnn(crops):
     """LivenessNet trained for a few epochs on the shared crops, its scores spread over 0..1."""
     from liveness.cli import import_tensorflow
-    from liveness.dataset import prepare_faces
-    from liveness.models import build_model
+    from liveness.runtime import prepare_faces
+    from liveness.nets import build_model
 
     import_tensorflow()
     import keras
@@ -75,7 +75,7 @@ def spread_cnn(crops):
 
 
 def _keras_scores(model, faces) -> np.ndarray:
-    from liveness.dataset import prepare_faces
+    from liveness.runtime import prepare_faces
 
     return model(prepare_faces(faces, INPUT_SIZE).astype(np.float32), training=False).numpy()[:, 1].astype(np.float64)
 
@@ -83,7 +83,7 @@ def _keras_scores(model, faces) -> np.ndarray:
 @pytest.fixture(scope="module")
 def exports(cnn, crops, tmp_path_factory):
     """{kind: path} of every export of the one model, written once for the module."""
-    from liveness.dataset import prepare_faces
+    from liveness.runtime import prepare_faces
     from liveness.lbp import LBPClassifier
 
     out = tmp_path_factory.mktemp("exports")
@@ -130,7 +130,7 @@ def test_lbp_json_scores_as_the_classifier(crops, exports):
     assert doc["threshold"] == INFO["threshold"] and doc["labels"] == INFO["labels"]
     assert doc["features"]["length"] == len(doc["coef"]) == 77
     got = ReferenceScorer(exports["lbp-json"]).score(faces)
-    assert np.abs(got - exports["lbp"].score(faces)).max() <= FLOAT_TOLERANCE
+    assert np.abs(got - exports["lbp"].score_live(faces)).max() <= FLOAT_TOLERANCE
 
 
 def test_lbp_reference_features_are_the_classifiers(face_image):
@@ -190,43 +190,45 @@ def test_exports_run_in_a_fresh_process_without_tensorflow(cnn, crops, exports):
     keras_scores = _keras_scores(cnn, faces)
     for kind, tolerance in (("onnx", FLOAT_TOLERANCE), ("tflite", FLOAT_TOLERANCE), ("int8", INT8_TOLERANCE)):
         assert np.abs(np.array(result["scores"][kind]) - keras_scores).max() <= tolerance, kind
-    assert np.abs(np.array(result["scores"]["lbp-json"]) - exports["lbp"].score(faces)).max() <= FLOAT_TOLERANCE
+    assert np.abs(np.array(result["scores"]["lbp-json"]) - exports["lbp"].score_live(faces)).max() <= FLOAT_TOLERANCE
 
 
 # --- export.py, the script (a stand-in for the model folder) ---------------------
 
 
 @pytest.mark.shared_data
-def test_export_script_writes_and_checks_each_format(cnn, crops, exports, monkeypatch, tmp_path, shared_data, caplog):
+def test_export_script_writes_and_checks_each_format(cnn, exports, tmp_path, shared_data, caplog):
     import export as script
-    from standin import StandInModel
+    from model_folders import write_folder
 
-    monkeypatch.setattr(script, "load_model", lambda path: StandInModel(cnn=cnn, lbp=exports["lbp"], threshold=0.42))
+    model = write_folder(tmp_path / "fused", cnn=cnn, lbp=exports["lbp"], threshold=0.42, padding=0.1)
     caplog.set_level("INFO", logger="liveness")
-    onnx = script.run(model=tmp_path / "m", format="onnx", output=tmp_path / "m.onnx")
-    assert export.read_metadata(onnx)["threshold"] == 0.42
-    lbp = script.run(model=tmp_path / "m", format="lbp-json", output=tmp_path / "m.json",
-                     representative=shared_data / "crops" / "subject09")
+    onnx = script.run(model=model, format="onnx", output=tmp_path / "m.onnx")
+    assert export.read_metadata(onnx)["threshold"] == 0.42 and export.read_metadata(onnx)["padding"] == 0.1
+    lbp = script.run(model=model, format="lbp-json", output=tmp_path / "m.json", representative=shared_data / "crops" / "subject09")
     assert export.read_metadata(lbp)["scorer"] == "fusion"
     checks = [r.getMessage() for r in caplog.records if "differ from the original's" in r.getMessage()]
     assert len(checks) == 2 and "noise images" in checks[0] and "16 crops" in checks[1]
     assert any("fused" in r.getMessage() for r in caplog.records)
 
 
-def test_export_script_refuses_bad_requests(monkeypatch, tmp_path):
+def test_export_script_refuses_bad_requests(tmp_path):
     import export as script
     from liveness.cli import UserError
-    from standin import StandInModel
+    from liveness.lbp import LBPClassifier
+    from model_folders import write_folder
 
-    monkeypatch.setattr(script, "load_model", lambda path: StandInModel(cnn=None, lbp=object()))
+    rng = np.random.default_rng(0)
+    faces = [rng.integers(0, 256, (40, 40, 3), dtype=np.uint8) for _ in range(6)]
+    model = write_folder(tmp_path / "lbp", lbp=LBPClassifier().fit(faces, np.array([0, 1] * 3)))
     with pytest.raises(UserError, match=r"must end in \.tflite"):
-        script.run(format="tflite", output=tmp_path / "m.onnx")
+        script.run(model=model, format="tflite", output=tmp_path / "m.onnx")
     with pytest.raises(UserError, match="--int8 needs --representative"):
-        script.run(format="tflite", output=tmp_path / "m.tflite", int8=True)
+        script.run(model=model, format="tflite", output=tmp_path / "m.tflite", int8=True)
     with pytest.raises(UserError, match="--int8 applies to --format tflite"):
-        script.run(format="onnx", output=tmp_path / "m.onnx", int8=True)
+        script.run(model=model, format="onnx", output=tmp_path / "m.onnx", int8=True)
     with pytest.raises(UserError, match="has no CNN"):
-        script.run(format="onnx", output=tmp_path / "m.onnx")
+        script.run(model=model, format="onnx", output=tmp_path / "m.onnx")
 
 
 def test_export_script_prints_one_error_line(tmp_path):
@@ -239,8 +241,10 @@ def test_export_script_prints_one_error_line(tmp_path):
 
 
 def test_a_broken_export_is_one_error(tmp_path):
+    from liveness.errors import ModelError
+
     for name in ("x.onnx", "x.tflite", "x.json"):
         (tmp_path / name).write_bytes(b"not a model")
-        with pytest.raises(ValueError, match=f"cannot load export .*{name}"):
+        with pytest.raises(ModelError, match=f"cannot load export .*{name}"):
             export.ExportedScorer(tmp_path / name)
     assert export.is_export(tmp_path / "x.onnx") and not export.is_export(tmp_path)  # two exports: ambiguous
