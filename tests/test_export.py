@@ -248,3 +248,26 @@ def test_a_broken_export_is_one_error(tmp_path):
         with pytest.raises(ModelError, match=f"cannot load export .*{name}"):
             export.ExportedScorer(tmp_path / name)
     assert export.is_export(tmp_path / "x.onnx") and not export.is_export(tmp_path)  # two exports: ambiguous
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("kind", ["onnx", "lbp-json"])
+def test_the_demo_runs_an_export(exports, shared_data, kind, tmp_path):
+    """liveness_demo.py --model FILE: a user checks an export before shipping it.
+    (The demo still imports its own modules; only the scorer is the export's.)"""
+    import shutil
+
+    folder = tmp_path / "shipped"  # a folder holding one export works too
+    folder.mkdir()
+    shutil.copy(exports[kind], folder)
+    model = folder if kind == "onnx" else exports[kind]
+    proc = subprocess.run(
+        [sys.executable, "liveness_demo.py", "--model", str(model), "--input", str(shared_data / "videos" / "subject02" / "fake.mp4"),
+         "--max-frames", "3", "--no-display", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    frames = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(frames) == 3 and any(f["faces"] for f in frames)
+    assert {face["label"] for f in frames for face in f["faces"]} <= {"real", "fake"}
+    assert f"{kind} export" in proc.stderr
