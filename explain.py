@@ -124,7 +124,7 @@ def explain_input(model, path: Path, output: Path, *, method: str, per_face: boo
                 written.append(p)
             if len(tiles) < 2 * GRID_MAX_FACES:
                 tiles += [face, over]
-                captions += [[face_name[-18:], ""], ex.caption(score, label)]
+                captions += [[face_name[-15:], ""], ex.caption(score, label)]
         if len(faces) > GRID_MAX_FACES:
             LOGGER.info("%s: the grid shows the first %d of %d faces", name, GRID_MAX_FACES, len(faces))
         grid = output / f"{_safe(name)}_{method}.png"
