@@ -164,6 +164,7 @@ def test_lbp_json_refuses_what_it_cannot_describe(tmp_path):
         export.export_info(labels=["a", "b"], live_label="real", threshold=0.5)
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_exports_run_in_a_fresh_process_without_tensorflow(cnn, crops, exports):
     paths, faces = crops[0][::REFERENCE_STEP], crops[1][::REFERENCE_STEP]
@@ -250,6 +251,7 @@ def test_a_broken_export_is_one_error(tmp_path):
     assert export.is_export(tmp_path / "x.onnx") and not export.is_export(tmp_path)  # two exports: ambiguous
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 @pytest.mark.parametrize("kind", ["onnx", "lbp-json"])
 def test_the_demo_runs_an_export(exports, shared_data, kind, tmp_path):
