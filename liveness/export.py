@@ -230,7 +230,7 @@ def lbp_document(lbp, *, labels: Sequence[str], live_label: str, threshold: floa
         **info,
         "features": {
             "size": lbp.size,
-            "resize": "bilinear (OpenCV INTER_LINEAR), when the crop is not size x size",
+            "resize": "area" if getattr(lbp, "area", False) else "bilinear",
             "points": lbp.points,
             "radii": list(lbp.radii),
             "channels": list(lbp.channels),

@@ -6,7 +6,8 @@ project, so it can be copied next to the JSON file onto an edge device, and ever
 step below is one a port must reproduce. The format is described in the README
 ("Explain and export"); in short, for a BGR uint8 face crop:
 
-1. resize to size x size, bilinear (OpenCV INTER_LINEAR), unless it already is;
+1. resize to size x size, unless it already is: with OpenCV's area filter (INTER_AREA)
+   when `resize` is "area", else bilinearly (INTER_LINEAR);
 2. convert to HSV (OpenCV 8-bit: H 0-179) and to YCrCb (OpenCV 8-bit);
 3. for each channel in `channels`, for each radius in `radii`: the uniform LBP code
    (scikit-image `local_binary_pattern(channel, points, radius, "uniform")`) of every
@@ -34,6 +35,7 @@ import numpy as np
 FORMAT = "liveness-lbp/1"
 CHANNELS = ("H", "S", "V", "Y", "Cr", "Cb")  # the names `channels` may use; moments use S V Y Cr Cb and H
 MOMENT_EPS = 1e-6
+RESIZE = ("bilinear", "area")  # OpenCV INTER_LINEAR, INTER_AREA
 
 
 def uniform_bins(points: int) -> np.ndarray:
@@ -114,7 +116,8 @@ def features(face_bgr: np.ndarray, recipe: dict) -> np.ndarray:
         raise ValueError(f"a face must be a non-empty HxWx3 uint8 BGR image, got {face.shape} {face.dtype}")
     size = recipe["size"]
     if face.shape[:2] != (size, size):
-        face = cv2.resize(face, (size, size), interpolation=cv2.INTER_LINEAR)
+        filt = cv2.INTER_AREA if recipe["resize"] == "area" else cv2.INTER_LINEAR
+        face = cv2.resize(face, (size, size), interpolation=filt)
     hsv = cv2.cvtColor(face, cv2.COLOR_BGR2HSV)
     ycrcb = cv2.cvtColor(face, cv2.COLOR_BGR2YCrCb)
     planes = dict(zip(CHANNELS, [hsv[..., i] for i in range(3)] + [ycrcb[..., i] for i in range(3)]))
@@ -130,8 +133,8 @@ def load(path: str | Path) -> dict:
     if not isinstance(model, dict) or model.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} file")
     recipe = model["features"]
-    if not set(recipe["channels"]) <= set(CHANNELS):
-        raise ValueError(f"{path}: unknown channels {recipe['channels']}")
+    if recipe.get("resize") not in RESIZE or not set(recipe["channels"]) <= set(CHANNELS):
+        raise ValueError(f"{path}: unknown resize filter or channels in {recipe}")
     n = recipe["length"]
     expected = len(recipe["channels"]) * len(recipe["radii"]) * (recipe["points"] + 2) + (17 if recipe["moments"] else 0)
     if n != expected or not all(len(model["scaler"][k]) == n for k in ("mean", "scale")) or len(model["coef"]) != n:

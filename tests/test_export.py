@@ -123,12 +123,16 @@ def test_int8_is_smaller(exports):
 
 @pytest.mark.shared_data
 def test_lbp_json_scores_as_the_classifier(crops, exports):
+    from liveness.lbp import feature_length
     from liveness.lbp_reference import ReferenceScorer
 
     faces = crops[1][::REFERENCE_STEP]
     doc = json.loads(exports["lbp-json"].read_text())
     assert doc["threshold"] == INFO["threshold"] and doc["labels"] == INFO["labels"]
-    assert doc["features"]["length"] == len(doc["coef"]) == 77
+    assert doc["features"]["length"] == len(doc["coef"]) == feature_length(
+        exports["lbp"].points, exports["lbp"].radii, exports["lbp"].moments, exports["lbp"].channels
+    )
+    assert doc["features"]["resize"] == ("area" if exports["lbp"].area else "bilinear")
     got = ReferenceScorer(exports["lbp-json"]).score(faces)
     assert np.abs(got - exports["lbp"].score_live(faces)).max() <= FLOAT_TOLERANCE
 
@@ -142,8 +146,9 @@ def test_lbp_reference_features_are_the_classifiers(face_image):
     faces = [face_image[40:260, 150:330], face_image[:90, :120], np.full((50, 50, 3), 77, np.uint8)]
     for s in (DEFAULT_SETTINGS, CLASSIC_SETTINGS):
         recipe = {"size": s.size, "points": s.points, "radii": list(s.radii), "channels": list(s.channels),
-                  "moments": s.moments, "moment_step": _MOMENT_STEP}
-        expected = lbp_features_batch(faces, size=s.size, points=s.points, radii=s.radii, channels=s.channels, moments=s.moments)
+                  "moments": s.moments, "moment_step": _MOMENT_STEP, "resize": "area" if s.area else "bilinear"}
+        expected = lbp_features_batch(faces, size=s.size, points=s.points, radii=s.radii, channels=s.channels,
+                                      moments=s.moments, area=s.area)
         got = np.stack([lbp_reference.features(f, recipe) for f in faces])
         n_lbp = len(s.channels) * len(s.radii) * (s.points + 2)
         assert np.array_equal(got[:, :n_lbp], expected[:, :n_lbp])
