@@ -221,7 +221,8 @@ def lbp_parameters(lbp) -> dict:
 def lbp_document(lbp, *, labels: Sequence[str], live_label: str, threshold: float, **extra) -> dict:
     """The JSON document of liveness/lbp_reference.py's format for a fitted LBPClassifier."""
     from liveness import lbp_reference
-    from liveness.lbp import _MOMENT_STEP, feature_length
+    from liveness.lbp import feature_length
+    from liveness.lbp_kernel import _MOMENT_STEP
 
     info = export_info(labels=labels, live_label=live_label, threshold=threshold, **extra)
     params = lbp_parameters(lbp)

@@ -141,7 +141,8 @@ def test_lbp_reference_features_are_the_classifiers(face_image):
     """The LBP histograms bit for bit, also for eight points (samples between pixels) and
     all six channels; the colour moments to float32 rounding (sums in another order)."""
     from liveness import lbp_reference
-    from liveness.lbp import _MOMENT_STEP, CLASSIC_SETTINGS, DEFAULT_SETTINGS, lbp_features_batch
+    from liveness.lbp import CLASSIC_SETTINGS, DEFAULT_SETTINGS, lbp_features_batch
+    from liveness.lbp_kernel import _MOMENT_STEP
 
     faces = [face_image[40:260, 150:330], face_image[:90, :120], np.full((50, 50, 3), 77, np.uint8)]
     for s in (DEFAULT_SETTINGS, CLASSIC_SETTINGS):
