@@ -41,7 +41,8 @@ def test_focal_loss_matches_hand_computed_value():
     assert got == pytest.approx(expected, rel=1e-4)
 
 
-@pytest.mark.parametrize("arch,size,loss", [("livenessnet", 32, "focal"), ("mobilenetv2", 32, "ce"), ("mobilenetv3small", 32, "focal")])
+# MobileNetV2 is built (and Grad-CAM'd) in tests/test_explain.py; one MobileNet trains here.
+@pytest.mark.parametrize("arch,size,loss", [("livenessnet", 32, "focal"), ("mobilenetv3small", 32, "ce")])
 def test_each_architecture_trains_one_epoch_and_round_trips(tmp_path, arch, size, loss):
     import keras
 
@@ -61,14 +62,14 @@ def test_compare_runs_end_to_end_on_a_tiny_fold_set(tmp_path):
     data = _make_subjects(tmp_path / "crops")
     out = tmp_path / "cmp"
     rows = compare.run(
-        dataset=[data], configs=["tutorial", "livenessnet", "lbp", "lbp-classic", "fusion"],
+        dataset=[data], configs=["tutorial", "lbp", "lbp-classic"],
         output=out, epochs=1, max_folds=2, timing_repeats=5,
     )
-    assert [r["config"] for r in rows] == ["tutorial", "livenessnet", "lbp", "lbp-classic", "fusion"]
+    assert [r["config"] for r in rows] == ["tutorial", "lbp", "lbp-classic", "nested"]
     for r in rows:
         assert r["folds"] == 2
         assert 0.0 <= r["acer_mean"] <= 1.0
-        assert r["ms_per_face"] > 0
+        assert r["ms_per_face"] > 0 or r["config"] == "nested"  # nested is a choice, not a model to time
     by_name = {r["config"]: r for r in rows}
     # The LBP model separates these textures on unseen subjects.
     assert by_name["lbp"]["auc_mean"] > 0.9
@@ -77,7 +78,12 @@ def test_compare_runs_end_to_end_on_a_tiny_fold_set(tmp_path):
     with open(tmp_path / "cmp.csv", newline="") as fh:
         assert len(list(csv.DictReader(fh))) == len(rows)
     payload = json.loads((tmp_path / "cmp.json").read_text())
-    assert set(payload["folds"]) >= {"tutorial", "lbp", "fusion"}
+    assert set(payload["folds"]) >= {"tutorial", "lbp", "nested"}
+    # nested: per held-out subject, the candidate best on the training subjects alone
+    for i, fold in enumerate(payload["folds"]["nested"]):
+        inner = {n: payload["folds"][n][i]["inner_acer"] for n in ("tutorial", "lbp", "lbp-classic")}
+        assert inner[fold["picked"]] == min(v for v in inner.values() if v is not None)
+        assert fold["acer"] == payload["folds"][fold["picked"]][i]["acer"]
     assert all(f["threshold"] == 0.5 for f in payload["folds"]["tutorial"])  # the tutorial keeps 0.5
     assert (tmp_path / "cmp.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
