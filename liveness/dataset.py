@@ -24,8 +24,8 @@ import numpy as np
 
 from liveness import LIVE_LABEL, SPOOF_LABEL
 from liveness.cli import printable
-from liveness.errors import DataError
 from liveness.crops import parse_crop_name
+from liveness.errors import DataError
 
 LOGGER = logging.getLogger("liveness")
 
@@ -41,6 +41,10 @@ class Sample:
     source: str  # the video (or folder of crops) this image came from
     group: str  # the unit kept on one side of a split: the subject when known, else the source
     frame: int  # order within the source, for time splits
+    # Set by liveness/layouts.py for public datasets; defaults keep every other caller as it was.
+    attack_type: str = ""  # the presentation-attack species (print, replay, ...); "" for live or unknown
+    box: tuple[float, float, float, float] | None = None  # face box (x, y, w, h) in a 224x224-scaled frame
+    official: str = ""  # the dataset's own split ("train" / "test") when it ships one
 
 
 def _natural_key(text: str) -> list:
@@ -179,12 +183,22 @@ def split_samples(
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(samples))
     n_test, n_val = int(round(len(samples) * test_frac)), int(round(len(samples) * val_frac))
-    pick = lambda idx: [samples[i] for i in sorted(idx)]  # noqa: E731
+    pick = lambda idx: [samples[i] for i in sorted(idx)]
     return {
         "test": pick(order[:n_test]),
         "val": pick(order[n_test:n_test + n_val]),
         "train": pick(order[n_test + n_val:]),
     }, "random frames (leaks: frames of one video on both sides)"
+
+
+def crop_scaled_box(img: np.ndarray, box: tuple[float, float, float, float], scale: float = 224.0) -> np.ndarray:
+    """The pixels of a box given as (x, y, w, h) in a `scale` x `scale` version of the image
+    (CelebA-Spoof's *_BB.txt convention), clamped to the image."""
+    h, w = img.shape[:2]
+    x, y, bw, bh = box
+    x1, y1 = int(max(0, x * w / scale)), int(max(0, y * h / scale))
+    x2, y2 = int(min(w, (x + bw) * w / scale)), int(min(h, (y + bh) * h / scale))
+    return img[y1:y2, x1:x2]
 
 
 def read_images(samples: list[Sample], *, allow_empty: bool = False) -> tuple[list[np.ndarray], list[Sample]]:
@@ -196,6 +210,8 @@ def read_images(samples: list[Sample], *, allow_empty: bool = False) -> tuple[li
     try:
         for s in samples:
             img = cv2.imread(str(s.path), cv2.IMREAD_COLOR)
+            if img is not None and s.box is not None:
+                img = crop_scaled_box(img, s.box)
             if img is None or img.size == 0:
                 bad.append(s.path)
                 continue
