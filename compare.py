@@ -26,13 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from liveness import LIVE_LABEL, OUTPUT
-from liveness.cli import (
-    UserError,
-    cli_main,
-    ensure_writable_dir,
-    positive_int,
-    setup_logging,
-)
+from liveness.cli import UserError, cli_main, ensure_writable_dir, positive_int, setup_logging
 from liveness.crossval import METRICS, leave_one_group_out, loso_groups, summary
 from liveness.fileio import atomic_path, atomic_write_text, write_json
 from liveness.layouts import add_layout_options
@@ -93,7 +87,7 @@ def table_row(c: Candidate, folds: list[dict], ms: float) -> dict:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    pct = lambda m, s: f"{100 * m:.1f} ± {100 * s:.1f}"
+    pct = lambda m, s: f"{100 * m:.1f} ± {100 * s:.1f}"  # noqa: E731
     lines = [
         "| config | ACER % | APCER % | BPCER % | AUC | EER % | worst ACER % | videos right | ms / face |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -24,16 +24,7 @@ from tqdm import tqdm
 
 from liveness import DEFAULT_MODEL, OUTPUT, label_from_name
 from liveness import detector as det
-from liveness.cli import (
-    EXIT_OK,
-    EXIT_PARTIAL,
-    UserError,
-    cli_main,
-    ensure_writable_dir,
-    fraction,
-    positive_int,
-    setup_logging,
-)
+from liveness.cli import EXIT_OK, EXIT_PARTIAL, UserError, cli_main, ensure_writable_dir, fraction, positive_int, setup_logging
 from liveness.crops import source_key, video_digest
 from liveness.dataset import Sample, check_classes, describe, read_images
 from liveness.errors import DataError, LivenessError

@@ -27,15 +27,7 @@ import numpy as np
 from liveness import DEFAULT_MODEL, LIVE_LABEL
 from liveness import distribute as dist
 from liveness.cli import (
-    UserError,
-    cli_main,
-    ensure_parent_dir,
-    ensure_writable_dir,
-    padding_float,
-    positive_float,
-    positive_int,
-    ranged,
-    setup_logging,
+    UserError, cli_main, ensure_parent_dir, ensure_writable_dir, padding_float, positive_float, positive_int, ranged, setup_logging,
 )
 from liveness.crossval import format_table, leave_one_group_out, summary
 from liveness.dataset import SPLIT_MODES, describe, split_samples

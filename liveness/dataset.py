@@ -24,8 +24,8 @@ import numpy as np
 
 from liveness import LIVE_LABEL, SPOOF_LABEL
 from liveness.cli import printable
-from liveness.crops import parse_crop_name
 from liveness.errors import DataError
+from liveness.crops import parse_crop_name
 
 LOGGER = logging.getLogger("liveness")
 
@@ -183,7 +183,7 @@ def split_samples(
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(samples))
     n_test, n_val = int(round(len(samples) * test_frac)), int(round(len(samples) * val_frac))
-    pick = lambda idx: [samples[i] for i in sorted(idx)]
+    pick = lambda idx: [samples[i] for i in sorted(idx)]  # noqa: E731
     return {
         "test": pick(order[:n_test]),
         "val": pick(order[n_test:n_test + n_val]),

@@ -28,13 +28,7 @@ from liveness.errors import DataError
 from liveness.lbp import DEFAULT_SETTINGS, LBPClassifier, LBPSettings
 from liveness.metrics import equal_error_rate
 from liveness.model import DEFAULT_SCORER, SCORERS, fuse
-from liveness.nets import (
-    DEFAULT_ARCH,
-    DEFAULT_INPUT_SIZE,
-    build_model,
-    check_arch,
-    import_keras,
-)
+from liveness.nets import DEFAULT_ARCH, DEFAULT_INPUT_SIZE, build_model, check_arch, import_keras
 from liveness.runtime import prepare_faces
 
 LOGGER = logging.getLogger("liveness")
@@ -233,7 +227,7 @@ def fit_cnn(cfg: TrainConfig, x_train, y_train, x_val=None, y_val=None, *, epoch
             if cfg.loss == "focal" else keras.losses.CategoricalCrossentropy()
         )
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.lr), loss=loss, metrics=["accuracy"])
-    onehot = lambda idx: keras.utils.to_categorical(idx, 2)
+    onehot = lambda idx: keras.utils.to_categorical(idx, 2)  # noqa: E731
     train_ds = make_dataset(
         x_train, onehot(y_train), cfg.batch_size, shuffle_seed=cfg.seed,
         augmenter=make_augmenter(cfg.seed) if cfg.augment else None,
