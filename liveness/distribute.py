@@ -64,12 +64,15 @@ def strategy_scope():
 
 
 def is_chief() -> bool:
-    """True unless this is a multi-worker run's worker other than 0 (or a non-chief task)."""
+    """False only for a multi-worker run's workers other than the chief (the task typed
+    'chief', else worker 0): they train alike but must not write the model."""
     if _MODE != "multiworker":
         return True
-    task = json.loads(os.environ["TF_CONFIG"]).get("task", {})
-    return task.get("type") == "chief" or (task.get("type") == "worker" and int(task.get("index", 0)) == 0
-                                           and "chief" not in json.loads(os.environ["TF_CONFIG"]).get("cluster", {}))
+    config = json.loads(os.environ["TF_CONFIG"])
+    task = config.get("task", {})
+    if "chief" in config.get("cluster", {}):
+        return task.get("type") == "chief"
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0
 
 
 def shard_options(ds):
@@ -81,3 +84,47 @@ def shard_options(ds):
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options)
+
+
+def prepare_fit(model, input_size: int) -> None:
+    """Multi-worker only: build the compiled model's loss, metrics and optimizer from
+    shapes before fit. Keras 3's own symbolic build at fit time averages a real batch
+    with strategy.reduce, which MultiWorkerMirroredStrategy refuses in eager mode
+    ("Attempt to convert a value (PerReplica...) to a Tensor")."""
+    if _MODE != "multiworker":
+        return
+    import numpy as np
+
+    batch = (np.zeros((1, input_size, input_size, 3), np.float32), np.zeros((1, 2), np.float32), np.ones((1,), np.float32))
+    with _STRATEGY.scope():
+        model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None  # built above
+    _patch_log_reduction()
+
+
+def _patch_log_reduction() -> None:
+    """Keras 3 averages each step's logs over the workers with reduce(axis=0), which fails
+    for scalar logs (loss, accuracy) under MultiWorkerMirroredStrategy: average scalars
+    with axis=None instead. Every worker then sees the same global figures, so early
+    stopping and the learning-rate schedule decide alike everywhere (else they would
+    stop at different epochs and wait on each other for ever)."""
+    from keras.src.backend.tensorflow import trainer
+
+    if getattr(trainer.reduce_per_replica, "_liveness", False):
+        return
+    original = trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction="auto"):
+        if reduction not in ("auto", "mean") or not trainer._collective_all_reduce_multi_worker(strategy):
+            return original(values, strategy, reduction)
+
+        def mean(v):
+            rank = strategy.experimental_local_results(v)[0].shape.rank if trainer._is_per_replica_instance(v) else v.shape.rank
+            return strategy.reduce("MEAN", v, axis=None if rank == 0 else 0)
+
+        from keras.src import tree
+
+        return tree.map_structure(mean, values)
+
+    reduce_per_replica._liveness = True
+    trainer.reduce_per_replica = reduce_per_replica

@@ -217,7 +217,7 @@ def fit_cnn(cfg: TrainConfig, x_train, y_train, x_val=None, y_val=None, *, epoch
             checkpoint: Path | None = None, verbose: int | None = None):
     """A fresh CNN trained on (x, y index: 1 = live); returns (model, history, best epoch count)."""
     keras = import_keras()
-    from liveness.distribute import strategy_scope
+    from liveness.distribute import prepare_fit, strategy_scope
 
     seed_everything(cfg.seed)
     with strategy_scope():  # --distribute: variables mirrored over devices or workers
@@ -227,6 +227,7 @@ def fit_cnn(cfg: TrainConfig, x_train, y_train, x_val=None, y_val=None, *, epoch
             if cfg.loss == "focal" else keras.losses.CategoricalCrossentropy()
         )
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.lr), loss=loss, metrics=["accuracy"])
+    prepare_fit(model, cfg.input_size)
     onehot = lambda idx: keras.utils.to_categorical(idx, 2)  # noqa: E731
     train_ds = make_dataset(
         x_train, onehot(y_train), cfg.batch_size, shuffle_seed=cfg.seed,
