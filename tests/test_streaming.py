@@ -103,13 +103,15 @@ TRAIN = textwrap.dedent("""
     from liveness import distribute
     mode, out = sys.argv[1], sys.argv[2]
     distribute.configure(mode, logical_cpus=2)
-    from liveness.training import TrainConfig, fit_cnn, predict_live
+    from liveness.training import TrainConfig, fit_cnn
     rng = np.random.default_rng(0)
-    y = np.arange(24) % 2
-    x = rng.integers(0, 60, (24, 32, 32, 3)) + 180 * y[:, None, None, None]  # live faces brighter
+    y = np.arange(32) % 2
+    x = rng.integers(0, 60, (32, 32, 32, 3)) + 180 * y[:, None, None, None]  # live faces brighter
     cfg = TrainConfig(scorer="cnn", input_size=32, batch_size=8, epochs=1, augment=False, lr=3e-3)
-    model, hist, _ = fit_cnn(cfg, x.astype(np.uint8), y, epochs=1, verbose=0)
-    acc = float(((predict_live(model, x.astype(np.uint8)) >= 0.5) == y).mean())
+    model, hist, _ = fit_cnn(cfg, x.astype(np.uint8), y, epochs=2, verbose=0)
+    # Training accuracy of the last epoch: a few dozen steps leave BatchNorm's moving
+    # statistics unsettled, so inference-mode scores would say nothing yet.
+    acc = hist["accuracy"][-1]
     if distribute.is_chief():
         model.save(out + "/cnn.keras")
         json.dump({"accuracy": acc, "replicas": distribute._STRATEGY.num_replicas_in_sync if distribute._STRATEGY else 1},
@@ -148,11 +150,10 @@ def test_mirrored_trains_and_saves_like_the_plain_run(tmp_path):
     base = _result(plain, tmp_path / "plain")
     m = _result(mirrored, tmp_path / "mirrored")
     assert m["replicas"] == 2  # two logical CPU devices, in sync
+    assert base["accuracy"] >= 0.9
     assert abs(m["accuracy"] - base["accuracy"]) <= 0.1
 
 
-@pytest.mark.xfail(strict=True, reason="Keras 3 fit under MultiWorkerMirroredStrategy: 'Attempt to convert a value "
-                   "(PerReplica...) to a Tensor'; not resolved yet (see README, Training on public datasets)")
 def test_multiworker_trains_and_saves_on_two_local_workers(tmp_path):
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
@@ -164,4 +165,4 @@ def test_multiworker_trains_and_saves_on_two_local_workers(tmp_path):
     log, _ = workers[1].communicate(timeout=240)
     assert workers[1].returncode == 0, log[-3000:]
     assert not (tmp_path / "worker1" / "cnn.keras").exists()  # only the chief writes
-    assert chief["replicas"] == 2
+    assert chief["replicas"] == 2 and chief["accuracy"] >= 0.9  # the plain run's quality (see above)
