@@ -32,10 +32,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import finish_child, kill_child, start_child  # noqa: E402
+from harness import finish_child, kill_child, start_child
 
-from liveness import ROOT  # noqa: E402
-from liveness.dataset import find_samples  # noqa: E402
+from liveness import ROOT
+from liveness.dataset import find_samples
 
 SHARED_CROPS = ROOT.parent / "shared" / "data" / "crops"
 

@@ -76,9 +76,8 @@ class FeatureCache:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha1("".join(keys).encode()).hexdigest()[:20]
-        with atomic_path(self.folder / f"{name}.npz") as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, keys=np.array(keys), x=x)
+        with atomic_path(self.folder / f"{name}.npz") as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, keys=np.array(keys), x=x)
 
 
 def lbp_features_streamed(
