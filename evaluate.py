@@ -160,7 +160,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--classes", nargs=2, default=None)
     ap.add_argument("--group-pattern", default=None)
     ap.add_argument("--backend", choices=BACKENDS, default="auto")
-    add_layout_options(ap)
+    add_layout_options(ap, streaming=False)
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
 

@@ -113,14 +113,17 @@ def detect_layout(root: Path) -> str:
     return "folders"
 
 
-def add_layout_options(ap: argparse.ArgumentParser) -> None:
-    """The dataset flags train.py, evaluate.py and compare.py share."""
+def add_layout_options(ap: argparse.ArgumentParser, *, streaming: bool = True) -> None:
+    """The dataset flags train.py, evaluate.py and compare.py share (evaluate.py scores
+    crops batch by batch and computes no cached features: streaming=False)."""
     ap.add_argument("--layout", choices=LAYOUTS, default="auto",
                     help="how the dataset folders are organised (auto: recognise LCC-FASD, CelebA-Spoof, NUAA, video sets)")
     ap.add_argument("--max-per-group", type=positive_int, default=None,
                     help="at most N images of each class per group (subject), evenly spread: quick runs")
-    ap.add_argument("--workers", type=positive_int, default=None, help="processes for feature extraction (default: every core)")
     ap.add_argument("--cache-dir", default=None, help=f"feature and crop cache (default ${CACHE_ENV} or .cache)")
+    if not streaming:
+        return
+    ap.add_argument("--workers", type=positive_int, default=None, help="processes for feature extraction (default: every core)")
     ap.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
 
 

@@ -177,3 +177,17 @@ def test_attack_types_reach_train_reports(tmp_path):
 def test_unknown_layout_is_refused(tmp_path):
     with pytest.raises(ValueError):
         find_layout_samples([tmp_path], "kinetics")
+
+
+def test_evaluate_reads_a_public_layout_and_reports_its_attack_types(tmp_path):
+    import evaluate
+    import train
+
+    folder = tmp_path / "model"
+    train.run(dataset=[make_nuaa(tmp_path / "NUAA", subjects=5, per=4)], model=folder, seed=0, folds=2,
+              cache_dir=tmp_path / "cache", workers=1)
+    out = tmp_path / "eval"
+    metrics = evaluate.run(model=folder, dataset=[make_celeba(tmp_path / "CelebA")], output=out)
+    assert set(metrics["apcer_per_attack_type"]) == {"photo", "pad"}
+    rows = list(csv.reader(Path(f"{out}_predictions.csv").open()))
+    assert rows[0][-1] == "attack_type" and {r[-1] for r in rows[1:] if r[3] == "fake"} == {"photo", "pad"}
