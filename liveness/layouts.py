@@ -148,7 +148,7 @@ def _from_folders(root: Path, classes, group_pattern) -> list[Sample]:
 
 def _with_type(root: Path, s: Sample) -> Sample:
     """Attack type from the folders: the one under the class folder if any, else the class folder."""
-    if s.label == LIVE_LABEL:
+    if LIVE_LABEL in (s.label, class_of(s.label)):  # --classes may name it 'live', 'ClientFace', ...
         return s
     parts = s.path.relative_to(root).parts[:-1]
     cls = next((i for i, p in enumerate(parts) if class_of(p) == SPOOF_LABEL), None)
