@@ -173,15 +173,15 @@ def _fold(cfg, data, group: str, verbose) -> tuple[dict, object]:
 def _parallel_folds(cfg, data, groups: list[str], workers: int, verbose) -> list[tuple[dict, object]]:
     """LBP-only folds in worker processes: each gets the labels and the feature matrix
     (small), never the images; results come back in fold order."""
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    from liveness.featcache import one_thread, pool_context
     from liveness.training import FaceSet
 
     light = FaceSet([], data.samples, data.live_label)
     light._lbp[cfg.lbp] = data.lbp_features(cfg.lbp)
     LOGGER.info("%d folds on %d worker processes", len(groups), workers)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=pool_context(), initializer=one_thread) as pool:
         return list(pool.map(_fold, [cfg] * len(groups), [light] * len(groups), groups, [verbose] * len(groups)))
 
 

@@ -50,6 +50,21 @@ def _extract(settings: LBPSettings, samples: list[Sample]) -> tuple[np.ndarray, 
     return x, ok
 
 
+def pool_context():
+    """spawn: a forked child inherits OpenCV's (or TensorFlow's) thread pools mid-state
+    and can hang; a fresh interpreter costs a second or two, once per pool."""
+    import multiprocessing
+
+    return multiprocessing.get_context("spawn")
+
+
+def one_thread() -> None:
+    """Worker start-up: one OpenCV thread each, the processes already share the cores."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def default_workers() -> int:
     return os.cpu_count() or 1
 
@@ -106,10 +121,7 @@ def lbp_features_streamed(
                 results = (_extract(settings, [samples[i] for i in c]) for c in chunks)
                 pool = None
             else:
-                import multiprocessing
-
-                # spawn: a forked TensorFlow (loaded for a CNN) can hang in the child.
-                pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+                pool = ProcessPoolExecutor(workers, mp_context=pool_context(), initializer=one_thread)
                 results = pool.map(_extract, [settings] * len(chunks), [[samples[i] for i in c] for c in chunks])
             for c, (x, ok) in zip(chunks, results):
                 good = [i for i, o in zip(c, ok) if o]
