@@ -30,8 +30,10 @@ from liveness import LIVE_LABEL, OUTPUT
 from liveness.cli import UserError, cli_main, ensure_writable_dir, positive_int, setup_logging
 from liveness.crossval import METRICS, leave_one_group_out, loso_groups, summary
 from liveness.fileio import atomic_path, atomic_write_text, write_json
+from liveness.layouts import add_layout_options
 from liveness.lbp import CLASSIC_SETTINGS, DEFAULT_SETTINGS, PREVIOUS_SETTINGS
-from liveness.training import TrainConfig, load_faceset
+from liveness.streaming import open_dataset
+from liveness.training import TrainConfig
 
 LOGGER = logging.getLogger("liveness")
 DEFAULT_OUTPUT = OUTPUT / "compare"
@@ -151,13 +153,19 @@ def run(
     epochs: int | None = None,
     max_folds: int | None = None,
     timing_repeats: int = 100,
+    layout: str = "auto",
+    max_per_group: int | None = None,
+    workers: int | None = None,
+    cache_dir: str | Path | None = None,
+    cache: bool = True,
 ) -> list[dict]:
     unknown = [c for c in configs if c not in CANDIDATES]
     if unknown:
         raise UserError(f"unknown --configs {', '.join(unknown)} (choose from {', '.join(CANDIDATES)})")
     prefix = Path(output)
     ensure_writable_dir(prefix.parent)
-    data = load_faceset(dataset, classes, group_pattern, live_label)
+    data = open_dataset(dataset, layout=layout, classes=classes, group_pattern=group_pattern, live_label=live_label,
+                        max_per_group=max_per_group, workers=workers, cache_dir=cache_dir, cache=cache)
     labels = sorted({s.label for s in data.samples})
     groups = loso_groups(data.samples)[:max_folds]
     if not groups:
@@ -208,6 +216,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--epochs", type=positive_int, default=None, help="cap every CNN's epochs")
     ap.add_argument("--max-folds", type=positive_int, default=None, help="only the first N folds")
     ap.add_argument("--quick", action="store_true", help="2 epochs, 2 folds: checks that it all runs")
+    add_layout_options(ap)
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
 
@@ -217,7 +226,8 @@ def main(opt: argparse.Namespace) -> int:
     run(
         dataset=opt.dataset, group_pattern=opt.group_pattern, configs=opt.configs, output=opt.output,
         classes=opt.classes, seed=opt.seed, epochs=2 if opt.quick else opt.epochs,
-        max_folds=2 if opt.quick else opt.max_folds,
+        max_folds=2 if opt.quick else opt.max_folds, layout=opt.layout, max_per_group=opt.max_per_group,
+        workers=opt.workers, cache_dir=opt.cache_dir, cache=not opt.no_cache,
     )
     return 0
 

@@ -26,8 +26,9 @@ from liveness import DEFAULT_MODEL, OUTPUT, label_from_name
 from liveness import detector as det
 from liveness.cli import EXIT_OK, UserError, cli_main, ensure_writable_dir, fraction, positive_int, ranged, setup_logging
 from liveness.crops import source_key, video_digest
-from liveness.dataset import Sample, check_classes, describe, find_samples, read_images
+from liveness.dataset import Sample, check_classes, describe, read_images
 from liveness.errors import DataError, LivenessError
+from liveness.layouts import add_layout_options, find_layout_samples, limit_per_group
 from liveness.model import LivenessModel, load_model
 from liveness.motion import DEFAULT_DETECT_EVERY
 from liveness.pipeline import Pipeline
@@ -108,6 +109,9 @@ def run(
     classes: list[str] | None = None,
     group_pattern: str | None = None,
     backend: str = "auto",
+    layout: str = "auto",
+    max_per_group: int | None = None,
+    cache_dir: str | Path | None = None,
 ) -> dict:
     if bool(dataset) == bool(videos):
         raise UserError("give either --dataset (face crops) or --videos (video files), not both")
@@ -115,8 +119,13 @@ def run(
     ensure_writable_dir(prefix.parent)
     if videos is not None and not Path(videos).exists():
         raise UserError(f"--videos {videos} does not exist")
-    samples = find_samples([Path(d) for d in dataset], classes, group_pattern) if dataset else None
     liveness_model = load_model(model, threshold=threshold, backend=backend)
+    samples = None
+    if dataset:  # public layouts too; their face boxes are padded as the model's crops were
+        samples = limit_per_group(find_layout_samples(
+            [Path(d) for d in dataset], layout, classes=classes, group_pattern=group_pattern,
+            padding=float(liveness_model.manifest.get("padding") or 0.0), cache_dir=cache_dir,
+        ), max_per_group)
     live = liveness_model.live_label
     failed: list[str] = []  # videos that did not decode
     unreadable: list[str] = []  # crops that did not decode
@@ -162,6 +171,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--classes", nargs=2, default=None)
     ap.add_argument("--group-pattern", default=None)
     ap.add_argument("--backend", choices=BACKENDS, default="auto")
+    add_layout_options(ap, streaming=False)
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
 
@@ -171,7 +181,8 @@ def main(opt: argparse.Namespace) -> int:
     run(
         model=opt.model, dataset=opt.dataset, videos=opt.videos, output=opt.output,
         threshold=opt.threshold, detector=opt.detector, confidence=opt.confidence, skip=opt.skip, detect_every=opt.detect_every,
-        classes=opt.classes, group_pattern=opt.group_pattern, backend=opt.backend,
+        classes=opt.classes, group_pattern=opt.group_pattern, backend=opt.backend, layout=opt.layout,
+        max_per_group=opt.max_per_group, cache_dir=opt.cache_dir,
     )
     return EXIT_OK  # inputs that did not decode were skipped and reported; none usable is a DataError
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from liveness import DEFAULT_MODEL, LIVE_LABEL
+from liveness import distribute as dist
 from liveness.cli import (
     UserError, cli_main, ensure_parent_dir, ensure_writable_dir, padding_float, positive_float, positive_int, ranged, setup_logging,
 )
@@ -32,11 +33,13 @@ from liveness.crossval import format_table, leave_one_group_out, summary
 from liveness.dataset import SPLIT_MODES, describe, split_samples
 from liveness.errors import DataError
 from liveness.fileio import atomic_write_bytes, atomic_write_text, write_json
+from liveness.layouts import add_layout_options, official_split
 from liveness.model import SCORERS, check_model_target, label_encoder_bytes, write_model
 from liveness.nets import ARCHS
 from liveness.plots import plot_history
 from liveness.report import in_folder, write_evaluation
-from liveness.training import LOSSES, FaceSet, TrainConfig, fit_with_threshold, load_faceset
+from liveness.streaming import open_dataset
+from liveness.training import LOSSES, FaceSet, TrainConfig, fit_with_threshold
 
 LOGGER = logging.getLogger("liveness")
 DEFAULTS = TrainConfig()  # every training default lives in TrainConfig; the flags read them from here
@@ -61,7 +64,10 @@ def run_loso(cfg: TrainConfig, data: FaceSet, out_prefix: Path) -> dict:
 
 
 def held_out_split(data: FaceSet, split: str, test_frac: float, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
-    splits, how = split_samples(data.samples, split, test_frac=test_frac, val_frac=0.0, seed=seed)
+    if split == "official":  # the dataset's own train/test lists (liveness/layouts.py)
+        splits, how = official_split(data.samples)
+    else:
+        splits, how = split_samples(data.samples, split, test_frac=test_frac, val_frac=0.0, seed=seed)
     position = {id(s): i for i, s in enumerate(data.samples)}
     train = np.array(sorted(position[id(s)] for s in splits["train"] + splits["val"]))
     test = np.array(sorted(position[id(s)] for s in splits["test"]))
@@ -103,6 +109,12 @@ def run(
     loso: bool = False,
     padding: float = 0.0,
     verbose: int | None = 0,
+    layout: str = "auto",
+    max_per_group: int | None = None,
+    workers: int | None = None,
+    cache_dir: str | Path | None = None,
+    cache: bool = True,
+    distribute: str = "none",
 ) -> dict:
     """Train, evaluate and save (or, with loso=True, cross-validate); returns the manifest or LOSO payload."""
     try:
@@ -121,7 +133,20 @@ def run(
         for extra, what in ((le, "--le"), (plot, "--plot")):
             if extra is not None:
                 ensure_parent_dir(Path(extra), what)  # a folder in the file's place fails now, not after training
-    data = load_faceset(dataset, classes, group_pattern, live_label)
+    try:
+        dist.configure(distribute)  # before TensorFlow runs anything
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if not dist.is_chief():  # a multi-worker run's other workers train alike but write aside
+        import tempfile
+
+        model = Path(tempfile.mkdtemp(prefix="liveness-worker-")) / model.name
+        le = plot = None
+    data = open_dataset(
+        dataset, layout=layout, classes=classes, group_pattern=group_pattern, live_label=live_label, padding=padding,
+        max_per_group=max_per_group, workers=workers, cache_dir=cache_dir, cache=cache,
+        settings=cfg.lbp if cfg.weight > 0 else None,
+    )
     labels = sorted({s.label for s in data.samples})
     if len(labels) != 2:
         raise DataError(f"liveness needs exactly two classes, found {', '.join(labels)}: pass the two class folders' names")
@@ -171,7 +196,7 @@ def run(
         "lbp": cfg.lbp.describe() if cfg.weight > 0 else None,
         "config": cfg.as_dict(),
         "data": {
-            "datasets": [str(d) for d in dataset], "group_pattern": group_pattern,
+            "datasets": [str(d) for d in dataset], "group_pattern": group_pattern, "layout": layout,
             "images": dict(counts), "groups": len(set(data.groups)),
             "fitted_on": f"all {len(data)} images of {len(set(data.groups))} groups",
         },
@@ -208,13 +233,15 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--lbp-weight", type=ranged(float, 0.0, 1.0, lo_open=True), default=d.lbp_weight, help="fusion: score = (1-w) CNN + w LBP")
     ap.add_argument("--folds", type=positive_int, default=d.folds, help="group folds whose out-of-fold scores fix the threshold (default 5 for lbp, 1 validation split for CNNs)")
     ap.add_argument("--val-frac", type=ranged(float, 0.0, 0.9, lo_open=True), default=d.val_frac, help="with one fold: the fraction of groups held out")
-    ap.add_argument("--split", choices=SPLIT_MODES, default="group", help="the held-out test split: group (no video/subject on two sides), time, or random (the tutorial's leaky split)")
+    ap.add_argument("--split", choices=(*SPLIT_MODES, "official"), default="group", help="the held-out test split: group (no video/subject on two sides), time, or random (the tutorial's leaky split)")
     ap.add_argument("--group-pattern", default=None, help="regex over a crop's path naming its subject, e.g. 'subject\\d+'")
     ap.add_argument("--classes", nargs=2, default=None, help="the two class folder names (default: the dataset's first-level folders)")
     ap.add_argument("--live-label", default=LIVE_LABEL, help="the class that is a live face")
     ap.add_argument("--test-frac", type=ranged(float, 0.0, 0.9, lo_open=True), default=DEFAULT_TEST_FRAC)
     ap.add_argument("--padding", type=padding_float, default=0.0, help="the --padding the crops were gathered with; saved so the demo crops alike")
     ap.add_argument("--loso", action="store_true", help="leave-one-group-out cross-validation: a per-group table, no model saved")
+    add_layout_options(ap)
+    ap.add_argument("--distribute", choices=dist.MODES, default="none", help="CNN training over several GPUs (mirrored) or machines (multiworker, TF_CONFIG)")
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
 
@@ -227,7 +254,9 @@ def main(opt: argparse.Namespace) -> int:
         weights=opt.weights, augment=not opt.no_augment, patience=opt.patience, seed=opt.seed,
         lbp_weight=opt.lbp_weight, folds=opt.folds, val_frac=opt.val_frac, split=opt.split,
         group_pattern=opt.group_pattern, classes=opt.classes, live_label=opt.live_label, test_frac=opt.test_frac,
-        loso=opt.loso, padding=opt.padding, verbose=2 if opt.verbose else 0,
+        loso=opt.loso, padding=opt.padding, verbose=2 if opt.verbose else 0, layout=opt.layout,
+        max_per_group=opt.max_per_group, workers=opt.workers, cache_dir=opt.cache_dir, cache=not opt.no_cache,
+        distribute=opt.distribute,
     )
     return 0
 

@@ -182,32 +182,65 @@ def format_table(rows: list[dict], s: dict) -> str:
     return "\n".join(lines)
 
 
-def leave_one_group_out(cfg, data, *, groups: list[str] | None = None, verbose: int | None = 0) -> tuple[list[dict], object]:
+def _fold(cfg, data, group: str, verbose) -> tuple[dict, object]:
+    from liveness.training import fit_with_threshold
+
+    test = np.flatnonzero(data.groups == group)
+    train = np.flatnonzero(data.groups != group)
+    proc = fit_with_threshold(cfg, data, train, verbose=verbose)
+    scores = proc.fitted.score(data, test)
+    row = fold_row(group, data.is_live[test], scores, proc.threshold, [data.samples[j].source for j in test])
+    # The held-out group's images in frame order, for its one-camera calibration.
+    order = sorted(range(len(test)), key=lambda k: (str(data.samples[test[k]].source), data.samples[test[k]].frame))
+    position = np.empty(len(test), int)
+    position[np.array(order, int)] = np.arange(len(test))
+    row.update(calibrated_row(data.is_live[test], scores, position, proc.live_offset))
+    row["inner_acer"] = proc.inner_acer
+    return row, proc
+
+
+def _parallel_folds(cfg, data, groups: list[str], workers: int, verbose) -> list[tuple[dict, object]]:
+    """LBP-only folds in worker processes: each gets the labels and the feature matrix
+    (small), never the images; results come back in fold order."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from liveness.featcache import one_thread, pool_context
+    from liveness.training import FaceSet
+
+    light = FaceSet([], data.samples, data.live_label)
+    light._lbp[cfg.lbp] = data.lbp_features(cfg.lbp)
+    if cfg.lbp.augment:  # the augmented copies' rows too: the workers have no images to augment
+        data.lbp_augmented(cfg.lbp, cfg.seed, np.arange(len(data)))
+        light._lbp_aug = dict(data._lbp_aug)
+    LOGGER.info("%d folds on %d worker processes", len(groups), workers)
+    with ProcessPoolExecutor(workers, mp_context=pool_context(), initializer=one_thread) as pool:
+        return list(pool.map(_fold, [cfg] * len(groups), [light] * len(groups), groups, [verbose] * len(groups)))
+
+
+def leave_one_group_out(cfg, data, *, groups: list[str] | None = None, verbose: int | None = 0,
+                        workers: int | None = None) -> tuple[list[dict], object]:
     """Per held-out group: the whole training procedure on the other groups, then its test.
 
     The threshold comes from the training groups' out-of-fold scores, exactly as for
     the model train.py saves, so this estimates what the saved model does on a new group.
     Returns the per-group rows and the last fold's Procedure (its fitted scorer, for timing).
     """
-    from liveness.training import fit_with_threshold
-
     groups = groups if groups is not None else loso_groups(data.samples)
     if not groups:
         raise DataError("no group holds both classes: set a group pattern that names subjects or set-ups")
+    if workers is None:  # a streamed dataset says how many cores it may use (None: all); in memory, one
+        from liveness.featcache import default_workers
+
+        workers = (getattr(data, "workers", None) or default_workers()) if hasattr(data, "workers") else 1
+    done = _parallel_folds(cfg, data, groups, min(workers, len(groups)), verbose) if (
+        workers > 1 and len(groups) > 1 and not cfg.uses_cnn) else None
     rows, proc = [], None
     for i, group in enumerate(groups, 1):
-        test = np.flatnonzero(data.groups == group)
-        train = np.flatnonzero(data.groups != group)
-        LOGGER.info("fold %d/%d: testing on %s (%d images), training on %d images", i, len(groups), group, len(test), len(train))
-        proc = fit_with_threshold(cfg, data, train, verbose=verbose)
-        scores = proc.fitted.score(data, test)
-        row = fold_row(group, data.is_live[test], scores, proc.threshold, [data.samples[j].source for j in test])
-        order = np.array([(data.samples[j].source, data.samples[j].frame) for j in test], dtype=object)
-        rank = np.array(sorted(range(len(test)), key=lambda k: (str(order[k][0]), order[k][1])))
-        position = np.empty(len(test), int)
-        position[rank] = np.arange(len(test))
-        row.update(calibrated_row(data.is_live[test], scores, position, proc.live_offset))
-        row["inner_acer"] = proc.inner_acer
+        if done is None:
+            LOGGER.info("fold %d/%d: testing on %s", i, len(groups), group)
+            row, proc = _fold(cfg, data, group, verbose)
+        else:
+            row, proc = done[i - 1]
         rows.append(row)
         LOGGER.info("  %s: APCER %s BPCER %s ACER %s AUC %s; calibrated ACER %s", group, fmt(row["apcer"]),
                     fmt(row["bpcer"]), fmt(row["acer"]), fmt(row["auc"], False), fmt(row["cal_acer"]))

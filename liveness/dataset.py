@@ -41,6 +41,10 @@ class Sample:
     source: str  # the video (or folder of crops) this image came from
     group: str  # the unit kept on one side of a split: the subject when known, else the source
     frame: int  # order within the source, for time splits
+    # Set by liveness/layouts.py for public datasets; defaults keep every other caller as it was.
+    attack_type: str = ""  # the presentation-attack species (print, replay, ...); "" for live or unknown
+    box: tuple[float, float, float, float] | None = None  # face box (x, y, w, h) in a 224x224-scaled frame
+    official: str = ""  # the dataset's own split ("train" / "test") when it ships one
 
 
 def _natural_key(text: str) -> list:
@@ -187,7 +191,17 @@ def split_samples(
     }, "random frames (leaks: frames of one video on both sides)"
 
 
-def read_images(samples: list[Sample], *, allow_empty: bool = False) -> tuple[list[np.ndarray], list[Sample]]:
+def crop_scaled_box(img: np.ndarray, box: tuple[float, float, float, float], scale: float = 224.0) -> np.ndarray:
+    """The pixels of a box given as (x, y, w, h) in a `scale` x `scale` version of the image
+    (CelebA-Spoof's *_BB.txt convention), clamped to the image."""
+    h, w = img.shape[:2]
+    x, y, bw, bh = box
+    x1, y1 = int(max(0, x * w / scale)), int(max(0, y * h / scale))
+    x2, y2 = int(min(w, (x + bw) * w / scale)), int(min(h, (y + bh) * h / scale))
+    return img[y1:y2, x1:x2]
+
+
+def read_images(samples: list[Sample], *, allow_empty: bool = False, quiet: bool = False) -> tuple[list[np.ndarray], list[Sample]]:
     """BGR images as stored. The one policy for unreadable files: skip, count, say so;
     a DataError only when nothing readable is left (unless allow_empty)."""
     faces, kept, bad = [], [], []
@@ -196,6 +210,8 @@ def read_images(samples: list[Sample], *, allow_empty: bool = False) -> tuple[li
     try:
         for s in samples:
             img = cv2.imread(str(s.path), cv2.IMREAD_COLOR)
+            if img is not None and s.box is not None:
+                img = crop_scaled_box(img, s.box)
             if img is None or img.size == 0:
                 bad.append(s.path)
                 continue
@@ -203,7 +219,7 @@ def read_images(samples: list[Sample], *, allow_empty: bool = False) -> tuple[li
             kept.append(s)
     finally:
         cv2.utils.logging.setLogLevel(level)
-    if bad:
+    if bad and not quiet:  # quiet: the caller sums chunks and says it once
         LOGGER.warning("skipped %d unreadable image(s), e.g. %s", len(bad), printable(bad[0]))
     if not kept and not allow_empty:
         raise DataError("no readable images left in the dataset")

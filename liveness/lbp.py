@@ -79,6 +79,7 @@ CLASSIC_SETTINGS = LBPSettings(
 # The default before the leave-one-set-up-out work on all shared set-ups (compare.py's "lbp-previous").
 PREVIOUS_SETTINGS = LBPSettings(size=160, radii=(1, 4), area=False, augment=0, balance="class")
 BALANCES = ("group", "class")
+_AUGMENT_CHUNK = 256  # crops augmented at once (memory: a chunk, not the dataset)
 
 # Written into every saved model; load() refuses files without it.
 _FORMAT = "liveness.lbp.LBPClassifier/3"  # /3 added "area", "augment", "balance"; /2 added "channels", "moments"
@@ -276,9 +277,14 @@ class LBPClassifier:
         """(augment * N, D) features of `augment` random copies of each face (copy k of
         face i in row k * N + i), from the model's seed: the same faces give the same rows."""
         rng = np.random.default_rng(self.seed)
-        faces = list(faces)
-        copies = [augment_face(f, rng) for _ in range(self.augment) for f in faces]
-        return self.features(copies) if copies else np.zeros((0, self.n_features))
+        n = len(faces)
+        rows = []
+        for _ in range(self.augment):
+            # In chunks, in the same order (so the same random draws): memory holds a chunk of
+            # copies, not a copy of the dataset.
+            for start in range(0, n, _AUGMENT_CHUNK):
+                rows.append(self.features([augment_face(faces[i], rng) for i in range(start, min(n, start + _AUGMENT_CHUNK))]))
+        return np.concatenate(rows) if rows else np.zeros((0, self.n_features))
 
     def fit(self, faces: Sequence[np.ndarray], labels: np.ndarray, groups: np.ndarray | None = None) -> LBPClassifier:
         """Fit on face crops; labels: 1 = live, 0 = attack; groups: the recording set-up

@@ -48,6 +48,17 @@ def in_folder(folder: Path) -> Callable[[str], Path]:
     return lambda name: Path(folder) / name
 
 
+def apcer_per_attack_type(samples: list[Sample], is_live: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    """APCER of each presentation-attack species (ISO/IEC 30107-3 reports them apart, and
+    the worst one): attacks without a recorded type count under their class name."""
+    out: dict[str, dict] = {}
+    for kind in sorted({s.attack_type or s.label for s, live in zip(samples, is_live) if not live}):
+        pick = np.array([not live and (s.attack_type or s.label) == kind for s, live in zip(samples, is_live)])
+        accepted = int((np.asarray(scores)[pick] >= threshold).sum())
+        out[kind] = {"n": int(pick.sum()), "accepted": accepted, "apcer": accepted / int(pick.sum())}
+    return out
+
+
 def write_evaluation(
     where: Callable[[str], Path],
     samples: list[Sample],
@@ -78,18 +89,23 @@ def write_evaluation(
     for line in report.rstrip().splitlines():
         LOGGER.info("  %s", line)
 
+    by_type = apcer_per_attack_type(samples, is_live, scores, threshold)
+    for kind, row in by_type.items():
+        LOGGER.info("  attack type %s: APCER %s of %d", kind, fmt(row["apcer"]), row["n"])
     payload = {
         **(extra or {}),
         title: metrics,
+        "apcer_per_attack_type": by_type,
+        "max_apcer": max((r["apcer"] for r in by_type.values()), default=math.nan),
         "classification_report": report,
         "per_source": sources,
         "video_level": {"correct": video_correct, "total": len(sources)},
     }
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["path", "group", "source", "label", "score_live", "decision"])
+    writer.writerow(["path", "group", "source", "label", "score_live", "decision", "attack_type"])
     for s, sc, d in zip(samples, scores, decisions):
-        writer.writerow([s.path, s.group, s.source, s.label, f"{sc:.6f}", d])
+        writer.writerow([s.path, s.group, s.source, s.label, f"{sc:.6f}", d, s.attack_type])
     # The four files are one unit: each is written to a temporary name, and all are renamed
     # into place only once every one is written (a full disk leaves the previous set, not a mix).
     with contextlib.ExitStack() as stack:

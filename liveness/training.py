@@ -208,15 +208,20 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle_seed:
     """(N, S, S, 3) uint8 + (N, 2) one-hot -> batched float32 tf.data pipeline."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
+    if hasattr(x, "stream"):  # crops read from their files (liveness/streaming.py): memory holds batches
+        ds = x.stream(y, shuffle_seed=shuffle_seed)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        if shuffle_seed is not None:
+            ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size).map(lambda a, b: (tf.cast(a, tf.float32), b))
     if augmenter is not None:
         # Sequential map (no parallel calls): the layers' random state advances in order,
         # so one seed gives one result.
         ds = ds.map(lambda a, b: (augmenter(a, training=True), b))
-    return ds.prefetch(tf.data.AUTOTUNE)
+    from liveness.distribute import shard_options
+
+    return shard_options(ds.prefetch(tf.data.AUTOTUNE))
 
 
 def class_weights(y_index: np.ndarray, n_classes: int = 2) -> dict[int, float]:
@@ -229,13 +234,17 @@ def fit_cnn(cfg: TrainConfig, x_train, y_train, x_val=None, y_val=None, *, epoch
             checkpoint: Path | None = None, verbose: int | None = None):
     """A fresh CNN trained on (x, y index: 1 = live); returns (model, history, best epoch count)."""
     keras = import_keras()
+    from liveness.distribute import prepare_fit, strategy_scope
+
     seed_everything(cfg.seed)
-    model = build_model(cfg.arch, input_size=cfg.input_size, classes=2, weights=cfg.weights)
-    loss = (
-        keras.losses.CategoricalFocalCrossentropy(alpha=0.25, gamma=2.0)
-        if cfg.loss == "focal" else keras.losses.CategoricalCrossentropy()
-    )
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.lr), loss=loss, metrics=["accuracy"])
+    with strategy_scope():  # --distribute: variables mirrored over devices or workers
+        model = build_model(cfg.arch, input_size=cfg.input_size, classes=2, weights=cfg.weights)
+        loss = (
+            keras.losses.CategoricalFocalCrossentropy(alpha=0.25, gamma=2.0)
+            if cfg.loss == "focal" else keras.losses.CategoricalCrossentropy()
+        )
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.lr), loss=loss, metrics=["accuracy"])
+    prepare_fit(model, cfg.input_size)
     onehot = lambda idx: keras.utils.to_categorical(idx, 2)  # noqa: E731
     train_ds = make_dataset(
         x_train, onehot(y_train), cfg.batch_size, shuffle_seed=cfg.seed,

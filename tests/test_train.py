@@ -390,8 +390,8 @@ def _weights_for_livenessnet(tmp):
 
 
 BAD_RUNS = {
-    "empty-dataset": (_empty, "holds no images"),
-    "non-image-files-only": (_non_images_only, "holds no images"),
+    "empty-dataset": (_empty, "holds no images|no labelled images"),
+    "non-image-files-only": (_non_images_only, "holds no images|no labelled images"),
     "single-class": (_single_class, "one class only"),
     "class-too-small": (_too_few, r"too few images to split in class fake \(2\)"),
     "class-too-few-sources": (_too_few_sources, r"too few images or sources to split.*no real images"),
