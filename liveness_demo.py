@@ -55,7 +55,7 @@ import numpy as np
 
 from liveness import DEFAULT_MODEL
 from liveness import detector as det
-from liveness.challenge import DEFAULT_COUNT, KINDS, parse_kinds
+from liveness.challenge import DEFAULT_COUNT, add_challenge_options
 from liveness.cli import EXIT_INTERRUPTED, EXIT_OK, UserError, cli_main, ensure_parent_dir, fraction, positive_int, ranged, setup_logging
 from liveness.display import FpsMeter, Window, display_available
 from liveness.errors import OutputError, SourceError
@@ -313,20 +313,11 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--max-frames", type=positive_int, default=None, help="stop after N frames")
     ap.add_argument("--backend", choices=BACKENDS, default="auto", help="CNN runtime: OpenCV DNN on an ONNX export, or tf.function")
     ap.add_argument("--timeout", type=ranged(float, 0.1, 3600), default=DEFAULT_TIMEOUT_S, help="seconds a stream may take to open or stay silent")
-    ap.add_argument("--challenge", nargs="?", const=",".join(KINDS), default=None, type=_challenge_kinds, metavar="KINDS",
-                    help=f"active check: prompt each face to act (comma-separated among {','.join(KINDS)}; alone: all)")
-    ap.add_argument("--challenge-count", type=ranged(int, 1, 20), default=DEFAULT_COUNT, help="prompts a face must answer in turn (with --challenge)")
-    ap.add_argument("--challenge-seed", type=int, default=None, help="seed for the prompts' kinds and moments (none: different every run)")
+    add_challenge_options(ap, "prompt each face to act")
     ap.add_argument("--hold-last-ms", type=ranged(int, 0, 600_000), default=0, help=argparse.SUPPRESS)  # keep the last frame on screen (tests, recordings)
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
 
-
-def _challenge_kinds(text: str) -> tuple[str, ...]:
-    try:
-        return parse_kinds(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _claim_stdout_for_json() -> TextIO:

@@ -23,7 +23,7 @@ import socket
 from pathlib import Path
 
 from liveness import DEFAULT_MODEL
-from liveness.challenge import DEFAULT_COUNT, KINDS, parse_kinds
+from liveness.challenge import DEFAULT_COUNT, add_challenge_options
 from liveness.cli import UserError, cli_main, fraction, positive_float, positive_int, ranged, setup_logging
 from liveness.detector import DEFAULT_CONFIDENCE
 from liveness.web.app import Limits
@@ -133,22 +133,12 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
                     help="frames scored per uploaded video, spread over its length")
     ap.add_argument("-d", "--detector", type=Path, default=None, help="folder with the res10 SSD's two files")
     ap.add_argument("-c", "--confidence", type=fraction, default=DEFAULT_CONFIDENCE, help="minimum face detection confidence")
-    ap.add_argument("--challenge", nargs="?", const=",".join(KINDS), default=None, type=_challenge_kinds, metavar="KINDS",
-                    help=f"active check on the camera page (comma-separated among {','.join(KINDS)}; alone: all)")
-    ap.add_argument("--challenge-count", type=ranged(int, 1, 20), default=DEFAULT_COUNT,
-                    help="prompts a face must answer in turn (with --challenge)")
-    ap.add_argument("--challenge-seed", type=int, default=None, help="seed for the prompts (none: different every run)")
+    add_challenge_options(ap, "on the camera page")
     ap.add_argument("--ssl-certfile", type=Path, default=None, help="serve https with this certificate")
     ap.add_argument("--ssl-keyfile", type=Path, default=None, help="... and this private key")
     ap.add_argument("-v", "--verbose", action="store_true", help="log every request")
     return ap.parse_args(argv)
 
-
-def _challenge_kinds(text: str) -> tuple[str, ...]:
-    try:
-        return parse_kinds(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main(opt: argparse.Namespace) -> int:

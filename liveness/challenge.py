@@ -452,3 +452,22 @@ def match_blinks(detected: list[int], labelled: list[tuple[int, int]], slack: in
         found.update(hits)
         false += not hits
     return len(found), false
+
+
+def add_challenge_options(ap, what: str = "prompt each face to act") -> None:
+    """--challenge [KINDS], --challenge-count, --challenge-seed: one definition for the demo and the web page."""
+    import argparse
+
+    from liveness.cli import ranged
+
+    def kinds(text: str) -> tuple[str, ...]:
+        try:
+            return parse_kinds(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    ap.add_argument("--challenge", nargs="?", const=",".join(KINDS), default=None, type=kinds, metavar="KINDS",
+                    help=f"active check: {what} (comma-separated among {','.join(KINDS)}; alone: all)")
+    ap.add_argument("--challenge-count", type=ranged(int, 1, 20), default=DEFAULT_COUNT,
+                    help="prompts a face must answer in turn (with --challenge)")
+    ap.add_argument("--challenge-seed", type=int, default=None, help="seed for the prompts' kinds and moments (none: different every run)")
