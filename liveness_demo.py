@@ -71,6 +71,7 @@ LOGGER = logging.getLogger("liveness")
 
 OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv")
 FOURCC = "mp4v"
+DEFAULT_EXPLAIN_EVERY = 15  # frames between --explain heatmaps: an occlusion map costs tens of scorer calls
 
 
 @dataclass
@@ -167,6 +168,8 @@ def run(
     threshold: float | None = None,
     smooth: int = DEFAULT_SMOOTH,
     detect_every: int = DEFAULT_DETECT_EVERY,
+    explain: bool = False,
+    explain_every: int = DEFAULT_EXPLAIN_EVERY,
     output: str | Path | None = None,
     display: bool | None = None,
     json_lines: bool = False,
@@ -196,6 +199,12 @@ def run(
         raise UserError(f"--le {le} holds other classes than the model ({', '.join(liveness_model.labels)}); leave --le out")
     face_detector = det.FaceDetector(detector_dir=Path(detector) if detector else None, confidence=confidence)
     pipeline = Pipeline(liveness_model, face_detector, smooth=smooth, detect_every=detect_every)
+    explainer = None
+    if explain:
+        from liveness.explain import LiveExplainer
+
+        explainer = LiveExplainer(liveness_model, every=explain_every)
+        LOGGER.info("--explain: a %s heatmap of the largest face, every %d frames", explainer.method, explain_every)
     check = None
     if challenge is not None:
         from liveness.active import ActiveCheck
@@ -230,6 +239,9 @@ def run(
                 image = pipeline.annotate(frame, results, meter.fps) if need_image else None
                 if image is not None and check is not None:
                     check.annotate(image, results)
+                if image is not None and explainer is not None:
+                    explainer.update(frame, results)
+                    explainer.draw(image)
                 for e in events:
                     if e["event"] in ("passed", "failed"):
                         summary.challenges[e["event"]] = summary.challenges.get(e["event"], 0) + 1
@@ -314,6 +326,8 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--backend", choices=BACKENDS, default="auto", help="CNN runtime: OpenCV DNN on an ONNX export, or tf.function")
     ap.add_argument("--timeout", type=ranged(float, 0.1, 3600), default=DEFAULT_TIMEOUT_S, help="seconds a stream may take to open or stay silent")
     add_challenge_options(ap, "prompt each face to act")
+    ap.add_argument("--explain", action="store_true", help="show a heatmap of what decides the largest face (in the window and --output)")
+    ap.add_argument("--explain-every", type=ranged(int, 1, 1000), default=DEFAULT_EXPLAIN_EVERY, help="refresh the --explain heatmap every N frames")
     ap.add_argument("--hold-last-ms", type=ranged(int, 0, 600_000), default=0, help=argparse.SUPPRESS)  # keep the last frame on screen (tests, recordings)
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
@@ -336,7 +350,7 @@ def main(opt: argparse.Namespace) -> int:
         input=opt.input, model=opt.model, le=opt.le, detector=opt.detector, confidence=opt.confidence,
         threshold=opt.threshold, smooth=opt.smooth, detect_every=opt.detect_every, output=opt.output, display=False if opt.no_display else None,
         json_lines=opt.json, json_stream=json_stream, max_frames=opt.max_frames, backend=opt.backend,
-        timeout=opt.timeout, hold_last_ms=opt.hold_last_ms,
+        timeout=opt.timeout, explain=opt.explain, explain_every=opt.explain_every, hold_last_ms=opt.hold_last_ms,
         challenge=opt.challenge, challenge_count=opt.challenge_count, challenge_seed=opt.challenge_seed,
     )
     if summary.stopped == "interrupted" and not summary.live:

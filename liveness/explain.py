@@ -375,3 +375,38 @@ def caption(score: float, label: str, name: str | None = None) -> list[str]:
     """Caption lines of a tile: the file or frame, then 'real 0.93'."""
     lines = [name[-18:]] if name else []
     return lines + [f"{label} {score:.2f}"]
+
+
+class LiveExplainer:
+    """The demo's --explain: the heatmap of the largest face, refreshed every `every`
+    frames (an occlusion map costs tens of scorer calls, so not on every frame), drawn
+    as an inset in the frame's top-right corner."""
+
+    def __init__(self, model, *, every: int = 15, size: int = 160) -> None:
+        self.model, self.every, self.size = model, every, size
+        self.method = default_method(model)
+        self._inset: np.ndarray | None = None
+        self._frame = 0
+
+    def update(self, frame: np.ndarray, results) -> None:
+        due = self._frame % self.every == 0
+        self._frame += 1
+        if not due or not results:
+            return
+        from liveness.detector import crop_faces
+
+        face = max(results, key=lambda r: (r.box[2] - r.box[0]) * (r.box[3] - r.box[1]))
+        crops = crop_faces(frame, [face], getattr(self.model, "padding", 0.0))
+        if not crops:
+            return
+        crop = crops[0][1]
+        maps, scores, labels = explain_faces(self.model, [crop], self.method)
+        tile = cv2.resize(overlay(crop, maps[0]), (self.size, self.size), interpolation=cv2.INTER_AREA)
+        self._inset = _caption(tile, [f"{self.method}: {labels[0]} {scores[0]:.2f}"])
+
+    def draw(self, image: np.ndarray) -> np.ndarray:
+        if self._inset is not None:
+            h, w = self._inset.shape[:2]
+            if h <= image.shape[0] and w <= image.shape[1]:
+                image[:h, image.shape[1] - w:] = self._inset
+        return image

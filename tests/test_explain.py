@@ -7,6 +7,7 @@ explains the decision must sit on the patch, and follow it when it moves."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -246,3 +247,25 @@ def test_explain_script_finds_faces_in_a_video(lbp_folder, shared_data, tmp_path
     names = [p.name for p in written]
     assert names[-1] == "real_occlusion.png"  # the grid of the video
     assert [n[:18] for n in names[:-1]] == ["real_f000000_face0", "real_f000010_face0"]  # frames 0 and 10
+
+
+@pytest.mark.shared_data
+def test_demo_explain_draws_the_heatmap_inset(lbp_model, shared_data, tmp_path):
+    """liveness_demo.py --explain: the largest face's heatmap is drawn in the top-right
+    corner of the annotated frames (and nothing else changes)."""
+    import liveness_demo
+
+    video = shared_data / "videos" / "subject02" / "fake.mp4"
+    frames = {}
+    for shown in (False, True):
+        out = tmp_path / f"explain_{shown}.mp4"
+        liveness_demo.run(input=video, model=lbp_model, output=out, display=False, max_frames=6, explain=shown)
+        cap = cv2.VideoCapture(str(out))
+        ok, frame = cap.read()
+        cap.release()
+        assert ok
+        frames[shown] = frame.astype(int)
+    corner = (slice(0, 100), slice(-100, None))
+    assert np.abs(frames[True][corner] - frames[False][corner]).mean() > 10  # the inset is there
+    rest = (slice(200, None), slice(0, -200))
+    assert np.abs(frames[True][rest] - frames[False][rest]).mean() < 2  # and only there (codec noise aside)
