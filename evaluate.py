@@ -77,7 +77,7 @@ def score_videos(pipeline: Pipeline, folder: Path, *, skip: int) -> tuple[np.nda
     if not videos:
         raise DataError(f"no video files under {folder}")
     scores, samples, failed = [], [], []
-    for video in tqdm(videos, desc="videos", unit="video", disable=len(videos) == 1):
+    for video in tqdm(videos, desc="videos", unit="video", disable=True if len(videos) == 1 else None):
         label = label_from_name(video.name)
         if label is None:
             LOGGER.warning("skipping %s: its name says neither real nor fake", video)

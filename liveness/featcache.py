@@ -115,7 +115,7 @@ def lbp_features_streamed(
     if todo:
         chunks = [todo[i:i + CHUNK] for i in range(0, len(todo), CHUNK)]
         LOGGER.info("LBP features of %d image(s) (%d cached) on %d worker(s)", len(todo), len(samples) - len(todo), workers)
-        bar = tqdm(total=len(todo), desc="LBP features", unit="img", disable=not progress)
+        bar = tqdm(total=len(todo), desc="LBP features", unit="img", disable=None if progress else True)  # None: off when stderr is no terminal
         try:
             if workers == 1 or len(chunks) == 1:
                 results = (_extract(settings, [samples[i] for i in c]) for c in chunks)

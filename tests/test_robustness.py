@@ -197,7 +197,7 @@ def test_6_train_to_proc_fails_before_training(dataset, monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("training started")
 
-    monkeypatch.setattr(train, "load_faceset", never)
+    monkeypatch.setattr(train, "open_dataset", never)
     with pytest.raises(OutputError, match="/proc") as e:
         train.run(dataset=[dataset], model="/proc/liveness")
     assert "\n" not in str(e.value)
