@@ -135,8 +135,10 @@ def explain_input(model, path: Path, output: Path, *, method: str, per_face: boo
     return written
 
 
-def explain_dataset(model, datasets: list[Path], output: Path, *, method: str, group_pattern: str | None, per_group: int) -> Path:
-    """The mean heatmap per class (all set-ups) and per set-up and class, on mean faces."""
+def explain_dataset(model, datasets: list[Path], output: Path, *, method: str, group_pattern: str | None, per_group: int,
+                    heatmap_only: bool = False) -> Path:
+    """The mean heatmap per class (all set-ups) and per set-up and class, on mean faces
+    (or, with heatmap_only, alone: a picture that shows no one's face)."""
     samples = find_samples(datasets, group_pattern=group_pattern)
     if not samples:
         raise UserError("--dataset: no labelled crops found")
@@ -160,6 +162,11 @@ def explain_dataset(model, datasets: list[Path], output: Path, *, method: str, g
         right = np.mean([(l == model.live_label) == (key[1] == model.live_label) for l in labels])
         sums[key] = [np.mean(faces, axis=0), np.mean(maps, axis=0), len(faces), float(np.mean(scores)), right]
         LOGGER.info("%s %s: %d crops, mean live score %.2f", *key, len(faces), sums[key][3])
+    def tile(face: np.ndarray, heat: np.ndarray) -> np.ndarray:
+        # Scaled per tile, min to max: a mean of many faces' maps is flatter than each.
+        heat01 = ex.normalise(heat, minmax=True)
+        return ex.colourise(heat01) if heatmap_only else ex.overlay(face.astype(np.uint8), heat01)
+
     classes = sorted({label for _, label in sums})
     tiles, captions = [], []
     for label in classes:  # every set-up together first
@@ -167,11 +174,10 @@ def explain_dataset(model, datasets: list[Path], output: Path, *, method: str, g
         n = sum(p[2] for p in parts)
         face = sum(p[0] * p[2] for p in parts) / n
         heat = sum(p[1] * p[2] for p in parts) / n
-        tiles.append(ex.overlay(face.astype(np.uint8), ex.normalise(heat, minmax=True)))
+        tiles.append(tile(face, heat))
         captions.append([f"all {label}", f"n={n}"])
     for (group, label), (face, heat, n, score, right) in sums.items():
-        # Scaled per tile, min to max: a mean of many faces' maps is flatter than each.
-        tiles.append(ex.overlay(face.astype(np.uint8), ex.normalise(heat, minmax=True)))
+        tiles.append(tile(face, heat))
         captions.append([f"{group[-12:]} {label}", f"n={n} live {score:.2f}", f"decided right {right:.0%}"])
     path = output / "mean_heatmaps.png"
     ex.write_grid(path, tiles, captions, columns=GRID_COLUMNS)
@@ -190,6 +196,7 @@ def run(
     crops: bool = False,
     group_pattern: str | None = None,
     per_group: int = DEFAULT_PER_GROUP,
+    heatmap_only: bool = False,
     skip: int = DEFAULT_SKIP,
     max_frames: int = DEFAULT_MAX_FRAMES,
     detector: Path | None = None,
@@ -212,7 +219,7 @@ def run(
     LOGGER.info("explaining %s with %s", model, method)
     if dataset:
         return [explain_dataset(liveness_model, [Path(d) for d in dataset], output, method=method,
-                                group_pattern=group_pattern, per_group=per_group)]
+                                group_pattern=group_pattern, per_group=per_group, heatmap_only=heatmap_only)]
     return explain_input(liveness_model, Path(input), output, method=method, per_face=per_face, crops=crops,
                          skip=skip, max_frames=max_frames, detector_dir=detector, confidence=confidence)
 
@@ -222,6 +229,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("-m", "--model", default=str(DEFAULT_MODEL), help="model folder written by train.py")
     ap.add_argument("-i", "--input", default=None, help="an image, a folder of images or a video")
     ap.add_argument("--dataset", action="append", default=None, help="labelled crops (real/, fake/): mean heatmaps per class and set-up (repeatable)")
+    ap.add_argument("--heatmap-only", action="store_true", help="with --dataset: the heatmaps alone, without the mean faces under them (a picture to share)")
     ap.add_argument("-o", "--output", required=True, help="folder for the PNG files")
     ap.add_argument("--method", choices=ex.METHODS, default=None, help="default: gradcam for a CNN, occlusion for colour LBP")
     ap.add_argument("--per-face", action="store_true", help="also one PNG per face (crop | heatmap)")
@@ -241,7 +249,7 @@ def main(opt: argparse.Namespace) -> int:
     written = run(
         model=Path(opt.model), output=Path(opt.output), input=Path(opt.input) if opt.input else None,
         dataset=opt.dataset, method=opt.method, per_face=opt.per_face, crops=opt.crops,
-        group_pattern=opt.group_pattern, per_group=opt.per_group, skip=opt.skip, max_frames=opt.max_frames,
+        group_pattern=opt.group_pattern, per_group=opt.per_group, heatmap_only=opt.heatmap_only, skip=opt.skip, max_frames=opt.max_frames,
         detector=Path(opt.detector) if opt.detector else None, confidence=opt.confidence,
     )
     LOGGER.info("wrote %d file(s) to %s", len(written), opt.output)
