@@ -246,6 +246,20 @@ def test_8_label_encoder_with_one_class_twice_is_refused(tiny_model, face_video,
 
 
 # --- 10: a stream that accepts and never answers ----------------------------------------------------
+def ctrl_c(proc: subprocess.Popen) -> tuple[str, float]:
+    """Send SIGINT (Ctrl-C); (its stderr, seconds it took to end)."""
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=10)
+    return stderr, time.monotonic() - sent
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+
+
 # The timeout itself: test_demo.py::test_silent_stream_times_out_with_one_line_script.
 def test_10_ctrl_c_while_a_stream_is_silent_ends_at_once(tiny_model, silent_server):  # noqa: F811
     url, held = silent_server
@@ -259,14 +273,9 @@ def test_10_ctrl_c_while_a_stream_is_silent_ends_at_once(tiny_model, silent_serv
             time.sleep(0.05)
         assert held, "the demo never connected"
         time.sleep(0.5)  # inside OpenCV's open, waiting for an answer
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=10)
-        took = time.monotonic() - sent
+        stderr, took = ctrl_c(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        stop(proc)
     assert proc.returncode == EXIT_INTERRUPTED, stderr[-2000:]
     assert took < 2.0, took
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == "[WARNING] interrupted", stderr[-2000:]
@@ -316,14 +325,9 @@ def test_10_ctrl_c_while_a_stream_stalls_ends_at_once(tiny_model, stalling_serve
     try:
         assert json.loads(proc.stdout.readline())["frame"] >= 0  # it runs
         time.sleep(1.0)  # the frames are used up: the reader waits in FFmpeg
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=10)
-        took = time.monotonic() - sent
+        stderr, took = ctrl_c(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        stop(proc)
     assert proc.returncode == 0, stderr[-2000:]
     assert took < 2.0, took
     only_log_lines(stderr)
