@@ -318,10 +318,8 @@ def _resized(face_bgr: np.ndarray, size: int, area: bool = False) -> np.ndarray:
         # same detail: leave-one-set-up-out that generalised better than bilinear.
         return np.ascontiguousarray(cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA))
     if (h, w) != (size, size):
-        # Bilinear both ways, also when shrinking: an area filter (INTER_AREA) averages away
-        # the fine texture a screen leaves (its pixel grid, moire), the very signal here;
-        # leave-one-subject-out it did worse (mean ACER 9.4% against 8.8% for the default
-        # features), and at 0.3-0.5 ms it cost five to eight times as much per face.
+        # Bilinear both ways (settings without `area`, e.g. the previous default at 160 px):
+        # there an area filter averaged away the fine screen texture these settings read.
         bgr = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_LINEAR)
     return np.ascontiguousarray(bgr)
 

@@ -57,7 +57,7 @@ def _backbone(arch: str, size: int, weights: str | None):
     keras = import_keras()
     shape = (size, size, 3)
     if arch == "mobilenetv2":
-        # alpha 0.35: the narrowest ImageNet-weighted width, for a CPU budget of about 1 ms a face
+        # alpha 0.35: the narrowest ImageNet-weighted width, for the demo's per-face CPU budget
         return keras.applications.MobileNetV2(input_shape=shape, alpha=0.35, include_top=False, weights=weights, pooling="avg")
     return keras.applications.MobileNetV3Small(
         input_shape=shape, include_top=False, weights=weights, pooling="avg", include_preprocessing=False
