@@ -15,6 +15,7 @@ import sys
 import numpy as np
 import pytest
 
+from benchmarks import bench_inputs
 from benchmarks import bench_pipeline as bench
 from benchmarks import harness
 from liveness import ROOT
@@ -81,6 +82,6 @@ def test_verdict_only_where_there_is_a_target():
 def test_frames_become_640x480_without_losing_the_middle(shape):
     frame = np.zeros(shape, np.uint8)
     frame[shape[0] // 2, shape[1] // 2] = 255
-    out = bench.to_size(frame)
+    out = bench_inputs.to_size(frame)
     assert out.shape == (480, 640, 3)
     assert out[230:250, 310:330].max() > 0  # the centre stays the centre
