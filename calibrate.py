@@ -66,7 +66,8 @@ def run(
     liveness_model = load_model(model)
     if liveness_model.live_offset is None:
         raise ModelError(f"model {model} records no calibration offset (trained on too few groups); retrain with several people or set-ups")
-    pipeline = Pipeline(liveness_model, FaceDetector(confidence=confidence))
+    # Every face scored on every frame: the calibration wants each crop's own score.
+    pipeline = Pipeline(liveness_model, FaceDetector(confidence=confidence), score_every=1)
     LOGGER.info("scoring live faces from %s%s: look at the camera, no photos or screens",
                 source, f" for {seconds:g} s" if source.is_live else "")
     scores = collect_live_scores(pipeline, source, seconds=seconds, max_frames=max_frames)

@@ -24,14 +24,14 @@ from tqdm import tqdm
 
 from liveness import DEFAULT_MODEL, OUTPUT, label_from_name
 from liveness import detector as det
-from liveness.cli import EXIT_OK, UserError, cli_main, ensure_writable_dir, fraction, positive_int, ranged, setup_logging
+from liveness.cli import EXIT_OK, UserError, cli_main, ensure_writable_dir, fraction, positive_int, setup_logging
 from liveness.crops import source_key, video_digest
 from liveness.dataset import Sample, check_classes, describe, read_images
 from liveness.errors import DataError, LivenessError
 from liveness.layouts import add_layout_options, find_layout_samples, limit_per_group
 from liveness.model import LivenessModel, load_model
 from liveness.motion import DEFAULT_DETECT_EVERY
-from liveness.pipeline import Pipeline
+from liveness.pipeline import DEFAULT_SCORE_EVERY, Pipeline, add_schedule_options
 from liveness.report import prefixed, write_evaluation
 from liveness.runtime import BACKENDS
 from liveness.sources import FrameSource, list_videos
@@ -106,6 +106,7 @@ def run(
     confidence: float = det.DEFAULT_CONFIDENCE,
     skip: int = DEFAULT_SKIP,
     detect_every: int = DEFAULT_DETECT_EVERY,
+    score_every: int = DEFAULT_SCORE_EVERY,
     classes: list[str] | None = None,
     group_pattern: str | None = None,
     backend: str = "auto",
@@ -138,7 +139,7 @@ def run(
         samples = kept
     else:
         face_detector = det.FaceDetector(detector_dir=Path(detector) if detector else None, confidence=confidence)
-        pipeline = Pipeline(liveness_model, face_detector, detect_every=detect_every)
+        pipeline = Pipeline(liveness_model, face_detector, detect_every=detect_every, score_every=score_every)
         scores, samples, failed = score_videos(pipeline, Path(videos), skip=skip)
         LOGGER.info("videos: %s", describe(samples))
     unknown = {s.label for s in samples} - set(liveness_model.labels)
@@ -167,7 +168,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--detector", default=None)
     ap.add_argument("-c", "--confidence", type=fraction, default=det.DEFAULT_CONFIDENCE)
     ap.add_argument("-s", "--skip", type=positive_int, default=DEFAULT_SKIP, help="with --videos: score every N-th frame")
-    ap.add_argument("--detect-every", type=ranged(int, 1, 100), default=DEFAULT_DETECT_EVERY, help="with --videos: the demo's face detector schedule (1 = every frame)")
+    add_schedule_options(ap, "with --videos: ")
     ap.add_argument("--classes", nargs=2, default=None)
     ap.add_argument("--group-pattern", default=None)
     ap.add_argument("--backend", choices=BACKENDS, default="auto")
@@ -180,7 +181,7 @@ def main(opt: argparse.Namespace) -> int:
     setup_logging(opt.verbose)
     run(
         model=opt.model, dataset=opt.dataset, videos=opt.videos, output=opt.output,
-        threshold=opt.threshold, detector=opt.detector, confidence=opt.confidence, skip=opt.skip, detect_every=opt.detect_every,
+        threshold=opt.threshold, detector=opt.detector, confidence=opt.confidence, skip=opt.skip, detect_every=opt.detect_every, score_every=opt.score_every,
         classes=opt.classes, group_pattern=opt.group_pattern, backend=opt.backend, layout=opt.layout,
         max_per_group=opt.max_per_group, cache_dir=opt.cache_dir,
     )

@@ -11,16 +11,19 @@ Usage:
     python liveness_demo.py --model liveness.onnx --input videos/fake.mp4 --no-display   # an export.py file, as a device runs it
 
 Each frame goes through the package's pipeline (liveness/pipeline.py): the res10 SSD
-finds the faces, all of them are scored in one batch, and each face's decision is
-the mean live score over its last --smooth frames (faces are followed from frame to
-frame by box overlap), so the label does not flicker. The threshold is the one saved
+finds the faces (every --detect-every frames; optical flow carries them between), the
+faces due a score are scored in one batch (a face far from the threshold only every
+--score-every frames, its score carried between), and each face's decision is the
+mean live score over its last --smooth frames (faces are followed from frame to frame
+by box overlap), so the label does not flicker. The threshold is the one saved
 with the model unless --threshold says otherwise.
 
 --json writes one line per frame to stdout:
     {"frame": 0, "time": 0.0, "faces": [{"box": [x1, y1, x2, y2], "label": "real", "live": true,
-     "score": 0.93, "raw_score": 0.91, "track": 1, "confidence": 0.99}]}
+     "score": 0.93, "raw_score": 0.91, "scored": true, "track": 1, "confidence": 0.99}]}
 ("time" is the frame's position in a video file, or seconds since the first frame of
-a webcam or stream; "score" is the smoothed live score the label is decided on.)
+a webcam or stream; "score" is the smoothed live score the label is decided on;
+"scored": false when "raw_score" is the face's last computed score, carried.)
 
 --challenge adds an active check (liveness/active.py): at a random moment each tracked
 face is asked to blink or turn its head (kinds from the flag's list, default all), a
@@ -63,7 +66,7 @@ from liveness.export import open_scorer
 from liveness.fileio import atomic_path, jsonable
 from liveness.model import load_label_encoder
 from liveness.motion import DEFAULT_DETECT_EVERY
-from liveness.pipeline import DEFAULT_SMOOTH, Pipeline
+from liveness.pipeline import DEFAULT_SCORE_EVERY, DEFAULT_SMOOTH, Pipeline, add_schedule_options
 from liveness.runtime import BACKENDS
 from liveness.sources import DEFAULT_TIMEOUT_S, FrameSource, resolve_source
 
@@ -168,6 +171,7 @@ def run(
     threshold: float | None = None,
     smooth: int = DEFAULT_SMOOTH,
     detect_every: int = DEFAULT_DETECT_EVERY,
+    score_every: int = DEFAULT_SCORE_EVERY,
     explain: bool = False,
     explain_every: int = DEFAULT_EXPLAIN_EVERY,
     output: str | Path | None = None,
@@ -198,7 +202,7 @@ def run(
     if le is not None and load_label_encoder(Path(le)) != liveness_model.labels:
         raise UserError(f"--le {le} holds other classes than the model ({', '.join(liveness_model.labels)}); leave --le out")
     face_detector = det.FaceDetector(detector_dir=Path(detector) if detector else None, confidence=confidence)
-    pipeline = Pipeline(liveness_model, face_detector, smooth=smooth, detect_every=detect_every)
+    pipeline = Pipeline(liveness_model, face_detector, smooth=smooth, detect_every=detect_every, score_every=score_every)
     explainer = None
     if explain:
         from liveness.explain import LiveExplainer
@@ -213,9 +217,10 @@ def run(
         check = ActiveCheck(kinds=tuple(challenge), count=challenge_count, rng=rng)
         LOGGER.info("active check: %d prompt(s) per face among %s", challenge_count, ", ".join(challenge))
     LOGGER.info(
-        "model %s; classes %s, live label '%s', padding %.2f, smoothing over %d frame(s), detector every %d frame(s)%s",
+        "model %s; classes %s, live label '%s', padding %.2f, smoothing over %d frame(s), detector every %d frame(s), "
+        "a face far from the threshold scored every %d frame(s)%s",
         liveness_model.describe(), "/".join(liveness_model.labels), liveness_model.live_label,
-        liveness_model.padding, smooth, detect_every, " (threshold given)" if threshold is not None else "",
+        liveness_model.padding, smooth, detect_every, score_every, " (threshold given)" if threshold is not None else "",
     )
     frames = FrameSource(source, timeout=timeout)
     LOGGER.info("input: %s (%.1f fps)%s%s", source, frames.fps, f", writing {output}" if output else "", ", window" if display else ", headless")
@@ -318,7 +323,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("-c", "--confidence", type=fraction, default=det.DEFAULT_CONFIDENCE, help="minimum face detection confidence")
     ap.add_argument("-t", "--threshold", type=fraction, default=None, help="live score at or above which a face is live (default: the one saved with the model)")
     ap.add_argument("--smooth", type=ranged(int, 1, 1000), default=DEFAULT_SMOOTH, help="decide on a face's mean score over its last N frames (1 = per frame)")
-    ap.add_argument("--detect-every", type=ranged(int, 1, 100), default=DEFAULT_DETECT_EVERY, help="run the face detector on every N-th frame (and whenever tracking loses a face); optical flow carries the boxes in between (1 = every frame)")
+    add_schedule_options(ap)
     ap.add_argument("-o", "--output", default=None, help="write the annotated video here (.mp4)")
     ap.add_argument("--no-display", action="store_true", help="no window (automatic when there is no display)")
     ap.add_argument("--json", action="store_true", help="one JSON line per frame on stdout")
@@ -348,7 +353,7 @@ def main(opt: argparse.Namespace) -> int:
     json_stream = _claim_stdout_for_json() if opt.json else None
     summary = run(
         input=opt.input, model=opt.model, le=opt.le, detector=opt.detector, confidence=opt.confidence,
-        threshold=opt.threshold, smooth=opt.smooth, detect_every=opt.detect_every, output=opt.output, display=False if opt.no_display else None,
+        threshold=opt.threshold, smooth=opt.smooth, detect_every=opt.detect_every, score_every=opt.score_every, output=opt.output, display=False if opt.no_display else None,
         json_lines=opt.json, json_stream=json_stream, max_frames=opt.max_frames, backend=opt.backend,
         timeout=opt.timeout, explain=opt.explain, explain_every=opt.explain_every, hold_last_ms=opt.hold_last_ms,
         challenge=opt.challenge, challenge_count=opt.challenge_count, challenge_seed=opt.challenge_seed,

@@ -25,6 +25,9 @@ The lines, all on the same video and the same first --frames frames (640x480):
   4d  the tutorial: model.predict on one face (same resize and colour order as ours)
       -> ratio 4d/4a (target: ours at least 25x faster)
   4e  as 4a, a batch of 4 faces per call, per face
+  4f  liveness per face as the demo runs it: the seconds line 3b's pipeline spends in
+      LivenessModel.score over the faces it returns (a face far from the threshold is
+      scored on every other frame, its score carried between: liveness/pipeline.py)
   5a, 5b  gather_examples.run(--skip 1 / --skip 4), frames read per second of the
       whole call (fresh output folder each time) -> ratio to 2 / to 1
   5c  gather's frame loop with --skip 4 and no detection: FrameSource(skip=4), 3 of 4
@@ -205,6 +208,24 @@ def bench_per_face(demo_model, cnn_cv, cnn_tf, faces: list, repeats: int, calls:
 
 
 # --- lines 1, 2, 3, 5: one round-robin ----------------------------------------------------------
+class TimedScore:
+    """The model, with the seconds spent in its `score` counted (line 4f)."""
+
+    def __init__(self, model) -> None:
+        self._model = model
+        self.seconds = 0.0
+
+    def score(self, faces):
+        t0 = time.perf_counter()
+        try:
+            return self._model.score(faces)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+
 def bench_two_faces(clip: Path, detector, model, repeats: int) -> list[Row]:
     """Line 3c: the demo's default pipeline against the detector alone, on a two-face clip,
     frame by frame in alternating order (decoding counted in both, as in lines 2 and 3)."""
@@ -261,12 +282,14 @@ def bench_video_lines(inputs: Inputs, detector, model, repeats: int, work: Path)
 
     video, n = inputs.video, inputs.frames
     faces = {"n": 0, "frames": 0}
+    scoring = {"ms_per_face": [], "scored": [], "ms_per_scored_face": []}  # line 4f, from the tracked pipeline
     gathered: dict[int, list[dict]] = {1: [], 4: []}
 
     def interleaved_pass(r: int) -> dict[str, float]:
         # fresh tracks each round; the model's own padding
         pipe = Pipeline(model, detector, detect_every=1)  # the SSD on every frame
-        tracked = Pipeline(model, detector)  # the demo's default: the SSD sometimes, optical flow between
+        timed = TimedScore(model)
+        tracked = Pipeline(timed, detector)  # the demo's default: the SSD sometimes, optical flow between
         spent = {"decode": 0.0, "detect": 0.0, "pipeline": 0.0, "tracked": 0.0}
         cap = cv2.VideoCapture(str(video))
         for i in range(n):
@@ -289,6 +312,10 @@ def bench_video_lines(inputs: Inputs, detector, model, repeats: int, work: Path)
             faces["n"] += len(results)
             faces["frames"] += 1
         cap.release()
+        if r and tracked.face_frames:
+            scoring["ms_per_face"].append(1000 * timed.seconds / tracked.face_frames)
+            scoring["scored"].append(tracked.faces_scored / tracked.face_frames)
+            scoring["ms_per_scored_face"].append(1000 * timed.seconds / max(1, tracked.faces_scored))
         return spent
 
     def gather(skip: int) -> float:
@@ -350,6 +377,10 @@ def bench_video_lines(inputs: Inputs, detector, model, repeats: int, work: Path)
         row("3b", "demo pipeline as the demo runs by default: the SSD sometimes (--detect-every), optical flow between",
             "frames/s", fps["tracked"], ratio=paired_ratio(fps["tracked"], fps["detect"]), ratio_of="3b/2",
             extra={"ms_per_frame_median": ms("tracked")}),
+        row("4f", "liveness per face as the demo runs it: time in LivenessModel.score over line 3b's faces", "ms/face",
+            scoring["ms_per_face"], higher_is_better=False,
+            extra={"fraction_scored": statistics.median(scoring["scored"]) if scoring["scored"] else None,
+                   "ms_per_scored_face": statistics.median(scoring["ms_per_scored_face"]) if scoring["scored"] else None}),
         row("5a", "gather_examples --skip 1: frames read/s (whole run() call)", "frames/s", fps["gather1"],
             ratio=paired_ratio(fps["gather1"], fps["detect_g"]), ratio_of="5a/2 (paired)",
             extra={"crops_saved_per_run": gathered[1][-1]["saved"], "paired_detector_fps": fps["detect_g"]}),
@@ -511,7 +542,7 @@ def run(
         if not faces:
             raise UserError(f"the detector finds no face in {inputs.video}: line 4 needs faces")
         rows += bench_per_face(demo_model, cnn_cv, cnn_tf, faces, repeats, defaults["face_calls"])
-        rows += [r for r in video_rows if r.line[0] == "5"]
+        rows += [r for r in video_rows if r.line[0] in "45"]
 
         phase("line_7", "line 7: liveness_demo.py start-up and memory, %d fresh process(es)", startup_runs)
         demo_runs = [run_demo_child(inputs.video, demo_folder, frames) for _ in range(startup_runs)]

@@ -76,6 +76,8 @@ class Track:
     scores: deque = field(default_factory=deque)
     missed: int = 0  # consecutive frames without a matching box
     hits: int = 0  # frames with a matching box, in all
+    scored: float = float("nan")  # the last score computed for this face (not carried forward)
+    since_scored: int = 0  # frames since then (0: this frame's score was computed)
 
     @property
     def smoothed(self) -> float:
@@ -124,19 +126,30 @@ class FaceTracker:
         """Forget every face (ids keep counting up)."""
         self.tracks.clear()
 
-    def update(self, boxes: Sequence[Box], scores: Sequence[float]) -> list[TrackedFace]:
-        """One frame's boxes and scores -> one TrackedFace per box, in the same order."""
+    def _match(self, boxes: Sequence[Box]) -> dict[int, Track]:
+        pairs = greedy_match(iou_matrix([t.box for t in self.tracks], boxes), self.min_iou)
+        return {col: self.tracks[row] for row, col in pairs}
+
+    def continuing(self, boxes: Sequence[Box]) -> list[Track | None]:
+        """The track each box would continue in `update` (None: a new face); changes nothing."""
+        track_of = self._match(boxes)
+        return [track_of.get(i) for i in range(len(boxes))]
+
+    def update(self, boxes: Sequence[Box], scores: Sequence[float], computed: Sequence[bool] | None = None) -> list[TrackedFace]:
+        """One frame's boxes and scores -> one TrackedFace per box, in the same order.
+        `computed[i]` False: score i was carried forward from the face's last computed one."""
         if len(boxes) != len(scores):
             raise ValueError(f"{len(boxes)} boxes but {len(scores)} scores")
-        pairs = greedy_match(iou_matrix([t.box for t in self.tracks], boxes), self.min_iou)
-        track_of = {col: self.tracks[row] for row, col in pairs}
+        if computed is None:
+            computed = [True] * len(boxes)
+        track_of = self._match(boxes)
         matched = {id(t) for t in track_of.values()}
         for track in self.tracks:
             if id(track) not in matched:
                 track.missed += 1
         self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
         out = []
-        for i, (box, score) in enumerate(zip(boxes, scores)):
+        for i, (box, score, fresh) in enumerate(zip(boxes, scores, computed)):
             track = track_of.get(i)
             if track is None:
                 track = Track(self._next_id, tuple(box), deque(maxlen=self.window))
@@ -144,6 +157,10 @@ class FaceTracker:
                 self.tracks.append(track)
             track.box = tuple(int(v) for v in box)
             track.scores.append(float(score))
+            if fresh:
+                track.scored, track.since_scored = float(score), 0
+            else:
+                track.since_scored += 1
             track.missed = 0
             track.hits += 1
             out.append(TrackedFace(track.id, track.box, float(score), track.smoothed, track.hits))

@@ -211,7 +211,7 @@ def test_all_faces_of_a_frame_go_in_one_batch(fusion, detector, face_image, monk
     real_score = fusion.score
     monkeypatch.setattr(fusion, "score", lambda crops: batches.append(len(crops)) or real_score(crops))
     monkeypatch.setattr(fusion.cnn, "predict", lambda *a, **k: pytest.fail("model.predict was called"))
-    pipeline = Pipeline(fusion, detector, smooth=3)
+    pipeline = Pipeline(fusion, detector, smooth=3, score_every=1)  # every face scored on both frames
     results = pipeline.process(frame)
     assert batches == [4]
     assert len(results) == 4 and {r.track_id for r in results} == {1, 2, 3, 4}

@@ -101,6 +101,22 @@ def test_results_follow_detection_order_and_ids():
     assert second[1].smoothed == pytest.approx(0.85)
 
 
+def test_continuing_names_the_tracks_update_will_extend_and_changes_nothing():
+    tracker = FaceTracker(window=5)
+    tracker.update([A], [0.9])
+    far = (300, 300, 340, 350)
+    before = [(t.id, t.box, list(t.scores), t.hits) for t in tracker.tracks]
+    [same, new] = tracker.continuing([shifted(A, 2), far])
+    assert same.id == 1 and new is None
+    assert [(t.id, t.box, list(t.scores), t.hits) for t in tracker.tracks] == before
+    # A carried score joins the smoothing but keeps the last computed one as it was.
+    tracker.update([shifted(A, 2)], [0.9], computed=[False])
+    [track] = tracker.tracks
+    assert (track.scored, track.since_scored, len(track.scores)) == (0.9, 1, 2)
+    tracker.update([A], [0.7])
+    assert (track.scored, track.since_scored) == (0.7, 0)
+
+
 def test_new_face_gets_new_id_and_fresh_history():
     tracker = FaceTracker(window=5)
     tracker.update([A], [0.9])
