@@ -48,8 +48,8 @@ a temporary file) of ../shared/data/videos/subject02/real.mp4; without the share
 synthetic samples (liveness/synthetic.py). The models: train.py --scorer fusion for a
 couple of epochs in a temporary folder (accuracy does not matter to speed; --quick
 trains on a dozen crops per folder); that run is also line 7's training memory. Its
-CNN is lines 4b-4d; its colour-LBP part, saved as a model folder of its own, is the
-demo's model (train.py's default scorer) unless --model is given. Timings are medians
+CNN is lines 4b-4d. The demo's model, unless --model is given, is train.py's default
+scorer (colour LBP) trained on the same crops in a second child process. Timings are medians
 of --repeats rounds after one warm-up round.
 """
 
@@ -126,23 +126,15 @@ def run_demo_child(video: Path, model: Path, frames: int) -> dict:
     return result
 
 
-def train_args(dataset: Path, model: Path, epochs: int, group_pattern: str | None) -> list[str]:
-    """train.py fusing its CNN with colour LBP (both scorers in one folder), a few epochs."""
-    args = ["--dataset", str(dataset), "--model", str(model), "--scorer", "fusion", "--epochs", str(epochs)]
+def train_args(dataset: Path, model: Path, epochs: int | None, group_pattern: str | None) -> list[str]:
+    """train.py fusing its CNN with colour LBP (both scorers in one folder), a few epochs;
+    with epochs None, train.py's default scorer (colour LBP, its own threshold)."""
+    args = ["--dataset", str(dataset), "--model", str(model)]
+    args += ["--scorer", "fusion", "--epochs", str(epochs)] if epochs is not None else []
     return args + (["--group-pattern", group_pattern] if group_pattern else [])
 
 
 # --- video and frames -----------------------------------------------------------------------
-def lbp_only(fusion, dst: Path) -> Path:
-    """The colour-LBP part of a fusion model, as a model folder of its own: what train.py's
-    default scorer makes (same settings, same data)."""
-    from liveness.model import write_model
-
-    keep = {k: v for k, v in fusion.manifest.items() if k not in ("format", "files", "versions", "checksum")}
-    write_model(dst, {**keep, "scorer": "lbp", "lbp_weight": 1.0, "input_size": None, "arch": None}, lbp=fusion.lbp)
-    return dst
-
-
 def describe_model(model) -> str:
     if model.scorer == "lbp":
         return "colour-LBP only"
@@ -501,14 +493,23 @@ def run(
         trained = tmp / "trained"
         phase("train_child", "training a fusion model for %d epoch(s) with train.py (a child process) on %s", defaults["epochs"], inputs.crops)
         train_child = start_child(ROOT / "train.py", train_args(inputs.crops, trained, defaults["epochs"], inputs.group_pattern))
+        # The demo's model: train.py's default scorer, with the threshold it fits for itself
+        # (line 4f depends on it: faces far from the threshold are scored less often).
+        lbp_child = None
         try:
-            import_tensorflow()  # seconds: overlapped with the child
+            if given is None:
+                lbp_child = start_child(ROOT / "train.py", train_args(inputs.crops, tmp / "lbp", None, inputs.group_pattern))
+            import_tensorflow()  # seconds: overlapped with the children
 
             from liveness.detector import FaceDetector
         except BaseException:
-            kill_child(train_child)
+            for child in (train_child, lbp_child):
+                if child is not None:
+                    kill_child(child)
             raise
         train_result = finish_child(train_child)
+        if lbp_child is not None:
+            finish_child(lbp_child)
         machine.update(library_versions())
 
         phase("load_models", "loading the detector and the models (CNN on OpenCV DNN and on tf.function)")
@@ -516,7 +517,7 @@ def run(
         with quiet(), warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # tf2onnx on numpy 2: not ours to fix
             fusion = load_model(trained)
-            demo_folder = Path(model) if given is not None else lbp_only(fusion, tmp / "lbp")
+            demo_folder = Path(model) if given is not None else tmp / "lbp"
             demo_model = given if given is not None else load_model(demo_folder)  # as liveness_demo.py loads it
             cnn_source = given if given is not None and given.cnn is not None else fusion
             cnn_cv = load_model(cnn_source.path, backend="opencv")
@@ -574,7 +575,7 @@ def run(
         "settings": {
             "video": inputs.video_source, "frames": frames, "repeats": repeats, "warmup_rounds": 1,
             "startup_runs": startup_runs, "synthetic": inputs.synthetic,
-            "model": str(model) if given is not None else "the colour-LBP part of a fusion model trained here by train.py",
+            "model": str(model) if given is not None else "train.py's default scorer (colour LBP), trained here on the same crops",
             "demo_scorer": describe_model(demo_model),
             "training_crops": str(inputs.crops),
         },

@@ -37,7 +37,7 @@ DEFAULT_SMOOTH = 5  # frames a face's decision is averaged over
 # A face far from the threshold is scored on every DEFAULT_SCORE_EVERY-th frame (its
 # score carried between); "far" is a live probability at least DEFAULT_SCORE_MARGIN
 # from the threshold. Both chosen in benchmarks/bench_tracking.py --scoring.
-DEFAULT_SCORE_EVERY = 2
+DEFAULT_SCORE_EVERY = 3
 DEFAULT_SCORE_MARGIN = 0.2
 
 
