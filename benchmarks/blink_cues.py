@@ -8,7 +8,7 @@ Not a test and not the product: it measures the candidates the README's section 
 blink detector compares, so that its table can be reproduced. Every frame runs through
 the SSD once; then, for each of two ways to hand the SSD's box to dlib's shape predictor,
 the 68 landmarks and the eye patches (each eye warped from its corner landmarks to a
-fixed 32x24 grid, 1.6 x 1.0 eye widths) give per-frame measures:
+fixed PATCH_W x PATCH_H grid, 1.6 x 1.0 eye widths) give per-frame measures:
 
   ear       eye aspect ratio (what liveness.challenge uses)
   darkness  mean darkness of the eye's middle against the patch's median (the iris and
@@ -20,8 +20,8 @@ fixed 32x24 grid, 1.6 x 1.0 eye widths) give per-frame measures:
 Each measure runs through the unchanged BlinkDetector (per-face baseline, hysteresis,
 0.09-0.4 s closure, landmark-jump guard) under three hysteresis settings. The two box
 mappings: "current" is liveness.landmarks.predictor_box; "dlib-fit" is a square of
-0.79 x the SSD box's height centred 0.555 of the way down it, the median relation of
-dlib's own HOG detector's boxes to the SSD's on the shared videos. A second table gives
+FIT_SIDE x the SSD box's height centred FIT_CENTRE_Y of the way down it, the median
+relation of dlib's own HOG detector's boxes to the SSD's on the shared videos. A second table gives
 each mapping's eye landmarks' distance (in inter-ocular distances) from the landmarks
 dlib places in its own HOG box, on every 6th frame where HOG finds the face.
 """
