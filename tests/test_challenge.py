@@ -400,17 +400,19 @@ def blink_results(shared_data):
 
 @pytest.mark.shared_data
 def test_blink_detector_on_labelled_video(blink_results):
-    """The measured floor on the shared videos (README: 3 of 4 labelled blinks, 2 false
-    blinks in 33 s, 3.6 per minute); a change that loses ground fails here."""
+    """The measured floor on the shared videos (README: 5 of 9 labelled blinks, 7 false
+    blinks in 64 s, 6.6 per minute; the bound allows one more false blink, as another
+    CPU's arithmetic may move a landmark); a change that loses ground fails here."""
     total = summarise(blink_results)
-    assert total["labelled"] == 4 and total["minutes"] > 0.5, total
-    assert total["recall"] >= 0.75, blink_results
-    assert total["false_per_minute"] <= 4.0, blink_results
+    assert total["labelled"] == 9 and total["minutes"] > 1.0, total
+    assert total["found"] >= 5, blink_results
+    assert total["false"] <= 8, blink_results
 
 
 @pytest.mark.shared_data
 @pytest.mark.xfail(strict=True, reason="issue 14's target is not met on the shared videos: "
-                   "dlib's 68-point eyelids barely move in their low-resolution, blurred blinks")
+                   "dlib's 68-point eyelids barely move in their low-resolution, blurred blinks, "
+                   "and no eye-patch cue tried did better (README, benchmarks/blink_cues.py)")
 def test_blink_detector_meets_the_issue_target(blink_results):
     total = summarise(blink_results)
     assert total["recall"] >= 0.9 and total["false_per_minute"] <= 1.0
