@@ -27,7 +27,7 @@ The lines, all on the same video and the same first --frames frames (640x480):
   4e  as 4a, a batch of 4 faces per call, per face
   4f  liveness per face as the demo runs it: the seconds line 3b's pipeline spends in
       LivenessModel.score over the faces it returns (a face far from the threshold is
-      scored on every other frame, its score carried between: liveness/pipeline.py)
+      scored on every --score-every-th frame, its score carried between: liveness/pipeline.py)
   5a, 5b  gather_examples.run(--skip 1 / --skip 4), frames read per second of the
       whole call (fresh output folder each time) -> ratio to 2 / to 1
   5c  gather's frame loop with --skip 4 and no detection: FrameSource(skip=4), 3 of 4

@@ -124,7 +124,7 @@ def test_bad_schedule_arguments(bad):
 @pytest.mark.parametrize("video", ["subject02/real.mp4", "subject01/fake.mp4"])
 def test_the_demo_defaults_decide_as_every_face_on_every_frame(shared_data, lbp_model, video):
     """Issue 13's 'same decisions': the demo's defaults (the SSD every few frames, optical
-    flow between, a face far from the threshold scored every other frame) against the
+    flow between, a face far from the threshold scored every 3rd frame) against the
     SSD and the model on every frame, decisions as the demo shows them (smoothed)."""
     import cv2
 
