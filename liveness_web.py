@@ -26,6 +26,8 @@ from liveness import DEFAULT_MODEL
 from liveness.challenge import DEFAULT_COUNT, add_challenge_options
 from liveness.cli import UserError, cli_main, fraction, positive_float, positive_int, ranged, setup_logging
 from liveness.detector import DEFAULT_CONFIDENCE
+from liveness.motion import DEFAULT_DETECT_EVERY
+from liveness.pipeline import DEFAULT_SCORE_EVERY, add_schedule_options
 from liveness.web.app import Limits
 
 LOGGER = logging.getLogger("liveness")
@@ -64,6 +66,8 @@ def run(
     max_video_frames: int = LIMITS.max_video_frames,
     detector: Path | None = None,
     confidence: float = DEFAULT_CONFIDENCE,
+    detect_every: int = DEFAULT_DETECT_EVERY,
+    score_every: int = DEFAULT_SCORE_EVERY,
     challenge: tuple[str, ...] | None = None,
     challenge_count: int = DEFAULT_COUNT,
     challenge_seed: int | None = None,
@@ -92,7 +96,8 @@ def run(
         loaded = load_model(model, threshold=threshold)
         face_detector = FaceDetector(detector, confidence=confidence)
         extras = challenge_extras(tuple(challenge), challenge_count, challenge_seed) if challenge else None
-        app = create_app(loaded, pipeline_factory=default_pipeline_factory(loaded, face_detector), limits=limits,
+        app = create_app(loaded, pipeline_factory=default_pipeline_factory(
+            loaded, face_detector, detect_every=detect_every, score_every=score_every), limits=limits,
                          face_extras=extras)
         if challenge:
             LOGGER.info("active check on camera connections: %d prompt(s) per face among %s",
@@ -133,6 +138,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
                     help="frames scored per uploaded video, spread over its length")
     ap.add_argument("-d", "--detector", type=Path, default=None, help="folder with the res10 SSD's two files")
     ap.add_argument("-c", "--confidence", type=fraction, default=DEFAULT_CONFIDENCE, help="minimum face detection confidence")
+    add_schedule_options(ap, "camera connections: ")
     add_challenge_options(ap, "on the camera page")
     ap.add_argument("--ssl-certfile", type=Path, default=None, help="serve https with this certificate")
     ap.add_argument("--ssl-keyfile", type=Path, default=None, help="... and this private key")

@@ -192,13 +192,14 @@ def model_name(model: Any) -> str:
     return str(name or Path(str(getattr(model, "path", "model"))).name)
 
 
-def default_pipeline_factory(model: Any, detector: Any = None) -> Callable[[], Any]:
-    """New `liveness.pipeline.Pipeline`s that all share `model` and one detector."""
+def default_pipeline_factory(model: Any, detector: Any = None, **options: Any) -> Callable[[], Any]:
+    """New `liveness.pipeline.Pipeline`s that all share `model` and one detector;
+    `options` (detect_every, score_every, ...) go to each Pipeline."""
     from liveness.detector import FaceDetector
     from liveness.pipeline import Pipeline
 
     shared = detector if detector is not None else FaceDetector()
-    return lambda: Pipeline(model, shared)
+    return lambda: Pipeline(model, shared, **options)
 
 
 class _VideoJob:
