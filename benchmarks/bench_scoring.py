@@ -38,7 +38,6 @@ from liveness.cli import UserError, cli_main, ensure_parent_dir, setup_logging  
 LOGGER = logging.getLogger("liveness")
 
 DEFAULT_MAX_FRAMES = 300
-VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".avi", ".mkv")
 
 
 class _SameFrameDetector:
@@ -99,13 +98,6 @@ def measure_video(path: Path, model, settings: list[tuple[int, float]], max_fram
     return {"video": str(path), "frames": frames, "faces": faces, "rows": rows}
 
 
-def find_videos(data: Path) -> list[Path]:
-    videos = sorted(p for p in (data / "videos").glob("*/*") if p.suffix.lower() in VIDEO_SUFFIXES)
-    if not videos:
-        raise UserError(f"no videos under {data / 'videos'}")
-    return videos
-
-
 def run(
     *,
     model: Path,
@@ -117,6 +109,7 @@ def run(
     json_path: Path | None = None,
 ) -> list[dict]:
     """Measure every video; print one table; optionally write the figures as JSON."""
+    from benchmarks.bench_tracking import find_videos
     from liveness.detector import FaceDetector
     from liveness.model import load_model
     from liveness.pipeline import DEFAULT_SCORE_EVERY, DEFAULT_SCORE_MARGIN
