@@ -48,6 +48,8 @@ def test_quick_run_writes_every_line(shared_data, tmp_path):
     assert all(r["verdict"] in ("ok", "below target") for r in rows if r["target"])
     assert {r["id"]: r["target"] for r in rows if r["target"]} == {k: f"{op} {v:g}" for k, (op, v) in bench.TARGETS.items()}
     assert "colour-LBP" in data["settings"]["demo_scorer"]  # the demo's default scorer
+    [scoring] = [r for r in rows if r["id"] == "4f"]  # liveness per face as the demo runs it
+    assert 0 < scoring["fraction_scored"] <= 1 and scoring["ms_per_scored_face"] >= scoring["median"]
     assert "median" in proc.stdout and "machine:" in proc.stdout
     for key in ("cpu_count", "python", "numpy", "opencv", "tensorflow", "keras", "date"):
         assert key in data["machine"], key

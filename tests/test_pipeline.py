@@ -151,3 +151,16 @@ def test_the_demo_defaults_decide_as_every_face_on_every_frame(shared_data, lbp_
     assert agree / compared >= 0.98, (agree, compared)
     assert default.detections < full.detections  # the defaults did skip work ...
     assert default.faces_scored < default.face_frames  # ... both kinds
+
+
+@pytest.mark.shared_data
+def test_bench_scoring_compares_each_setting_with_every_face_scored(shared_data, lbp_model, capsys):
+    from benchmarks import bench_scoring
+
+    video = shared_data / "videos" / "subject02" / "fake.mp4"
+    [result] = bench_scoring.run(model=lbp_model, videos=[video], every=[1, 3], margins=[0.2], max_frames=12)
+    assert result["frames"] == 12 and result["faces"] >= 8
+    one, three = result["rows"]
+    assert (one["every"], one["scored"], one["decisions"], one["video_same"]) == (1, 1.0, 1.0, True)  # the reference itself
+    assert three["every"] == 3 and 0 < three["scored"] < 1 and 0 <= three["decisions"] <= 1
+    assert "all videos (pooled faces)" in capsys.readouterr().out
