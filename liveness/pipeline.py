@@ -36,7 +36,7 @@ from liveness.tracking import DEFAULT_MAX_MISSED, FaceTracker
 DEFAULT_SMOOTH = 5  # frames a face's decision is averaged over
 # A face far from the threshold is scored on every DEFAULT_SCORE_EVERY-th frame (its
 # score carried between); "far" is a live probability at least DEFAULT_SCORE_MARGIN
-# from the threshold. Both chosen in benchmarks/bench_tracking.py --scoring.
+# from the threshold. Both chosen with benchmarks/bench_scoring.py (README).
 DEFAULT_SCORE_EVERY = 3
 DEFAULT_SCORE_MARGIN = 0.2
 
@@ -153,7 +153,7 @@ class Pipeline:
 
 
 def add_schedule_options(ap, scope: str = "") -> None:
-    """--detect-every and --score-every: one definition for the demo and evaluate.py --videos."""
+    """--detect-every and --score-every: one definition for the demo, evaluate.py --videos and the web server."""
     from liveness.cli import ranged
 
     ap.add_argument("--detect-every", type=ranged(int, 1, 100), default=DEFAULT_DETECT_EVERY,
