@@ -161,6 +161,6 @@ def test_bench_scoring_compares_each_setting_with_every_face_scored(shared_data,
     [result] = bench_scoring.run(model=lbp_model, videos=[video], every=[1, 3], margins=[0.2], max_frames=12)
     assert result["frames"] == 12 and result["faces"] >= 8
     one, three = result["rows"]
-    assert (one["every"], one["scored"], one["decisions"], one["video_same"]) == (1, 1.0, 1.0, True)  # the reference itself
+    assert (one["every"], one["scored"], one["decisions"], one["median_iou"], one["video_same"]) == (1, 1.0, 1.0, 1.0, True)  # the reference itself
     assert three["every"] == 3 and 0 < three["scored"] < 1 and 0 <= three["decisions"] <= 1
     assert "all videos (pooled faces)" in capsys.readouterr().out
