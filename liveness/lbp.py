@@ -300,7 +300,7 @@ class LBPClassifier:
         from sklearn.linear_model import LogisticRegression
 
         y = np.asarray(labels)
-        x = np.asarray(x, dtype=np.float64)
+        x = np.asarray(x)
         if y.ndim != 1 or len(y) != len(x):
             raise ValueError(f"labels must be 1-D with one entry per face ({len(x)}), got shape {y.shape}")
         if not np.isin(y, (0, 1)).all():
@@ -310,17 +310,23 @@ class LBPClassifier:
         if groups is not None and len(groups) != len(x):
             raise ValueError(f"groups must have one entry per face ({len(x)}), got {len(groups)}")
         w = balanced_weights(y, groups if self.balance == "group" else None)
+        parts = [x]
         if x_aug is not None and len(x_aug):
-            x_aug = np.asarray(x_aug, dtype=np.float64)
+            x_aug = np.asarray(x_aug)
             if len(x_aug) % len(x) or x_aug.shape[1:] != x.shape[1:]:
                 raise ValueError(f"x_aug must hold whole copies of the {len(x)} rows of x, got shape {x_aug.shape}")
             k = len(x_aug) // len(x)
-            x, y, w = np.concatenate([x, x_aug]), np.tile(y, k + 1), np.tile(w, k + 1)
-        mean = x.mean(axis=0)
-        scale = x.std(axis=0)
+            parts, y, w = [x, x_aug], np.tile(y, k + 1), np.tile(w, k + 1)
+        # One (rows, D) float64 matrix, standardised in place: memory holds the training
+        # matrix once, not the rows, their concatenation and a standardised copy.
+        z = np.concatenate(parts, dtype=np.float64)
+        mean = z.mean(axis=0)
+        z -= mean
+        scale = np.sqrt(np.einsum("ij,ij->j", z, z) / len(z))  # the population std, without a squared copy
         scale[scale == 0] = 1.0  # a constant feature: leave it unscaled, as StandardScaler does
+        z /= scale
         clf = LogisticRegression(C=self.C, max_iter=5000, random_state=self.seed)
-        clf.fit((x - mean) / scale, y.astype(np.int64), sample_weight=w)
+        clf.fit(z, y.astype(np.int64), sample_weight=w)
         self.mean_, self.scale_ = mean, scale
         # Binary LogisticRegression: coef_ speaks for classes_[1], which is 1 (live) here.
         self.coef_ = clf.coef_[0].astype(np.float64)

@@ -99,6 +99,14 @@ class TrainConfig:
         return d
 
 
+def rows(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """x[idx], without a copy when idx takes every row in order (the fit on all the data)."""
+    idx = np.asarray(idx)
+    if len(idx) == len(x) and np.array_equal(idx, np.arange(len(x))):
+        return x
+    return x[idx]
+
+
 class FaceSet:
     """The decoded crops of a dataset, their labels and groups; features computed once."""
 
@@ -129,6 +137,8 @@ class FaceSet:
         if key not in self._lbp_aug:
             self._lbp_aug[key] = LBPClassifier.from_settings(settings, seed=seed).augmented_features(self.faces)
         n = len(self)
+        if settings.augment == 1:
+            return rows(self._lbp_aug[key], idx)
         return np.concatenate([self._lbp_aug[key][k * n + np.asarray(idx)] for k in range(settings.augment)])
 
     def cnn_input(self, size: int) -> np.ndarray:
@@ -287,7 +297,7 @@ def fit_scorer(cfg: TrainConfig, data: FaceSet, idx: np.ndarray, val_idx: np.nda
     out = Fitted(cfg)
     if cfg.weight > 0:
         out.lbp = LBPClassifier.from_settings(cfg.lbp, seed=cfg.seed).fit_features(
-            data.lbp_features(cfg.lbp)[idx], y.astype(int), data.groups[idx], data.lbp_augmented(cfg.lbp, cfg.seed, idx)
+            rows(data.lbp_features(cfg.lbp), idx), y.astype(int), data.groups[idx], data.lbp_augmented(cfg.lbp, cfg.seed, idx)
         )
     if cfg.uses_cnn:
         x = data.cnn_input(cfg.input_size)
