@@ -41,11 +41,14 @@ SHARED_CROPS = ROOT.parent / "shared" / "data" / "crops"
 
 
 def make_crops(src: Path, out: Path, n: int, seed: int = 0) -> None:
-    """n jittered, re-encoded copies of the crops under src, in the same subject/class folders."""
+    """n jittered, re-encoded copies of the crops under src, in the same subject/class folders.
+    The crops are taken in one random order, cycled: any n draws from every subject alike, so
+    the 1x and 10x sets hold the same mix of crop sizes (some subjects' crops are far larger)."""
     samples = find_samples([src], group_pattern=r"subject\d+")
     rng = np.random.default_rng(seed)
+    order = rng.permutation(len(samples))
     for k in range(n):
-        s = samples[k % len(samples)]
+        s = samples[order[k % len(samples)]]
         img = cv2.imread(str(s.path))
         dx, dy = rng.integers(-3, 4, 2)
         img = np.roll(img, (int(dy), int(dx)), axis=(0, 1))

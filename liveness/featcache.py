@@ -22,7 +22,8 @@ from liveness.dataset import Sample, read_images
 from liveness.lbp import LBPClassifier, LBPSettings
 
 LOGGER = logging.getLogger("liveness")
-CHUNK = 128  # images decoded at once per worker: bounds memory, amortises the process hop
+CHUNK = 32  # images decoded at once per worker: bounds memory (crops can be large), amortises the process hop
+SHARD_ROWS = 1024  # feature rows per cache file: few files, little work lost to an interruption
 
 
 def settings_key(settings: LBPSettings) -> str:
@@ -123,10 +124,14 @@ def lbp_features_streamed(
             else:
                 pool = ProcessPoolExecutor(workers, mp_context=pool_context(), initializer=one_thread)
                 results = pool.map(_extract, [settings] * len(chunks), [[samples[i] for i in c] for c in chunks])
-            for c, (x, ok) in zip(chunks, results):
+            pending: list[tuple[list[str], np.ndarray]] = []  # rows not yet in a cache file
+            for n, (c, (x, ok)) in enumerate(zip(chunks, results), 1):
                 good = [i for i, o in zip(c, ok) if o]
                 bad.update(keys[i] for i, o in zip(c, ok) if not o)
-                cache.add([keys[i] for i in good], x)
+                pending.append(([keys[i] for i in good], x))
+                if n == len(chunks) or sum(len(k) for k, _ in pending) >= SHARD_ROWS:  # an interruption loses less than a shard
+                    cache.add([k for ks, _ in pending for k in ks], np.concatenate([x for _, x in pending]))
+                    pending = []
                 bar.update(len(c))
         finally:
             bar.close()

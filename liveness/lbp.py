@@ -79,7 +79,7 @@ CLASSIC_SETTINGS = LBPSettings(
 # The default before the leave-one-set-up-out work on all shared set-ups (compare.py's "lbp-previous").
 PREVIOUS_SETTINGS = LBPSettings(size=160, radii=(1, 4), area=False, augment=0, balance="class")
 BALANCES = ("group", "class")
-_AUGMENT_CHUNK = 256  # crops augmented at once (memory: a chunk, not the dataset)
+_AUGMENT_CHUNK = 32  # crops augmented at once (memory: a chunk of possibly large crops, not the dataset)
 
 # Written into every saved model; load() refuses files without it.
 _FORMAT = "liveness.lbp.LBPClassifier/3"  # /3 added "area", "augment", "balance"; /2 added "channels", "moments"
@@ -187,10 +187,17 @@ def augment_face(face_bgr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     gamma 0.7-1.4, per-channel gains 0.85-1.15 (white point) times 0.7-1.3 (exposure);
     half the time shrunk to 48-160 px, 30% Gaussian blur (sigma 0.3-1.2), half the
     time re-encoded as JPEG (quality 50-95)."""
-    img = _as_bgr(face_bgr).astype(np.float32) / 255.0
-    img = img ** rng.uniform(0.7, 1.4)
-    img = img * rng.uniform(0.85, 1.15, 3) * rng.uniform(0.7, 1.3)
-    img = np.clip(img * 255, 0, 255).astype(np.uint8)
+    # In place where the dtype allows (a large crop's float copies are the cost); the
+    # same operations, in the same order and dtypes, as the plain expressions.
+    img = _as_bgr(face_bgr).astype(np.float32)
+    img /= 255.0
+    np.power(img, rng.uniform(0.7, 1.4), out=img)
+    lit = img * rng.uniform(0.85, 1.15, 3)  # float64 from here on
+    del img
+    lit *= rng.uniform(0.7, 1.3)
+    lit *= 255
+    img = np.clip(lit, 0, 255, out=lit).astype(np.uint8)
+    del lit
     if rng.random() < 0.5:
         side = int(rng.uniform(48, 160))
         img = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
