@@ -77,6 +77,7 @@ from benchmarks.harness import (  # noqa: E402
     machine_info, paired_ratio, print_table, quiet, round_robin, start_child,
 )
 from benchmarks.bench_inputs import Inputs, prepare_inputs, read_frames, timed_file_pass, two_face_clip  # noqa: E402
+from benchmarks.bench_training import bench_training  # noqa: E402
 from liveness.cli import UserError, cli_main, ensure_parent_dir, ensure_writable_dir, positive_int, ranged, setup_logging  # noqa: E402
 
 LOGGER = logging.getLogger("liveness")
@@ -382,70 +383,6 @@ def bench_video_lines(inputs: Inputs, detector, model, repeats: int, work: Path)
         row("5c", "gather's frame loop, --skip 4, no detection (grab 3, decode 1)", "frames/s", fps["frames4"],
             ratio=paired_ratio(fps["frames4"], fps["decode_f"]), ratio_of="5c/1 (paired)",
             extra={"paired_decode_fps": fps["decode_f"]}),
-    ]
-
-
-# --- line 6: training throughput ------------------------------------------------------------------
-def bench_training(crops: Path, group_pattern: str | None, repeats: int, seed: int = 42) -> list[Row]:
-    """One epoch at a time, the three input pipelines alternating, into one compiled model.
-
-    One model for all three: the same train step (traced once, in the warm-up round),
-    so the input pipeline is the only difference. Its weights keep learning; speed does
-    not care.
-    """
-    import keras
-    import numpy as np
-
-    from liveness.dataset import check_classes, find_samples, read_images
-    from liveness.nets import build_model
-    from liveness.runtime import prepare_faces
-    from liveness.training import TrainConfig, class_weights, make_augmenter, make_dataset, seed_everything
-
-    cfg = TrainConfig(scorer="cnn", seed=seed)
-    samples = find_samples([crops], None, group_pattern)
-    labels = check_classes(samples)
-    faces, kept = read_images(samples)
-    x = prepare_faces(faces, cfg.input_size)  # uint8 RGB, as train.py feeds its CNN
-    y = np.array([labels.index(s.label) for s in kept], dtype=np.int64)
-    onehot = keras.utils.to_categorical(y, len(labels))
-    weights = class_weights(y, len(labels))
-    seed_everything(cfg.seed)  # as liveness.training.fit_cnn does: seeds and deterministic ops
-    model = build_model(cfg.arch, input_size=cfg.input_size, classes=len(labels))
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.lr), loss=keras.losses.CategoricalCrossentropy(), metrics=["accuracy"])
-
-    class EpochTimer(keras.callbacks.Callback):
-        seconds = math.nan
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds = time.perf_counter() - self.t0
-
-    def epoch(data, **kw) -> Callable[[], float]:
-        def task() -> float:
-            timer = EpochTimer()
-            model.fit(data, epochs=1, class_weight=weights, verbose=0, callbacks=[timer], **kw)
-            return timer.seconds
-        return task
-
-    # As liveness.training builds them: shuffled, batched, cast to float32, augmented.
-    ds_aug = make_dataset(x, onehot, cfg.batch_size, shuffle_seed=cfg.seed, augmenter=make_augmenter(cfg.seed))
-    ds_plain = make_dataset(x, onehot, cfg.batch_size, shuffle_seed=cfg.seed)
-    tasks = {
-        "aug": epoch(ds_aug, shuffle=False),
-        "plain": epoch(ds_plain, shuffle=False),
-        "numpy": epoch(x.astype(np.float32), y=onehot, batch_size=cfg.batch_size, shuffle=True),
-    }
-    times = round_robin(tasks, repeats=repeats, warmup=1)
-    ips = {k: [len(x) / t for t in v] for k, v in times.items()}
-    extra = {"images": len(x), "batch_size": cfg.batch_size, "input_size": cfg.input_size, "arch": cfg.arch}
-    return [
-        row("6a", "training: train.py's tf.data + augmentation, 1 epoch", "images/s", ips["aug"],
-            ratio=paired_ratio(ips["aug"], ips["numpy"]), ratio_of="6a/6c", extra=extra),
-        row("6b", "training: train.py's tf.data, --no-augment, 1 epoch", "images/s", ips["plain"],
-            ratio=paired_ratio(ips["plain"], ips["numpy"]), ratio_of="6b/6c", extra=extra),
-        row("6c", "training baseline: model.fit on in-memory NumPy arrays", "images/s", ips["numpy"], extra=extra),
     ]
 
 
