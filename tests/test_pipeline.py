@@ -164,3 +164,19 @@ def test_bench_scoring_compares_each_setting_with_every_face_scored(shared_data,
     assert (one["every"], one["scored"], one["decisions"], one["median_iou"], one["video_same"]) == (1, 1.0, 1.0, 1.0, True)  # the reference itself
     assert three["every"] == 3 and 0 < three["scored"] < 1 and 0 <= three["decisions"] <= 1
     assert "all videos (pooled faces)" in capsys.readouterr().out
+
+
+def test_the_detector_and_scoring_schedule_reach_every_pipeline(lbp_model):
+    import liveness_web
+    from liveness.detector import FaceDetector
+    from liveness.model import load_model
+    from liveness.pipeline import DEFAULT_SCORE_EVERY
+    from liveness.web.app import default_pipeline_factory
+
+    model, detector = load_model(lbp_model), FaceDetector()
+
+    opt = liveness_web.parse_opt(["--detect-every", "1", "--score-every", "1"])
+    assert (opt.detect_every, opt.score_every) == (1, 1)
+    pipe = default_pipeline_factory(model, detector, detect_every=opt.detect_every, score_every=opt.score_every)()
+    assert (pipe.detect_every, pipe.score_every) == (1, 1)
+    assert liveness_web.parse_opt([]).score_every == default_pipeline_factory(model, detector)().score_every == DEFAULT_SCORE_EVERY

@@ -589,14 +589,3 @@ def test_script_challenge_kinds_are_checked(capsys):
         liveness_web.parse_opt(["--challenge", "wink"])
     assert "wink" in capsys.readouterr().err
 
-
-def test_the_detector_and_scoring_schedule_reach_every_pipeline(model, detector):
-    import liveness_web
-    from liveness.pipeline import DEFAULT_SCORE_EVERY
-    from liveness.web.app import default_pipeline_factory
-
-    opt = liveness_web.parse_opt(["--detect-every", "1", "--score-every", "1"])
-    assert (opt.detect_every, opt.score_every) == (1, 1)
-    pipe = default_pipeline_factory(model, detector, detect_every=opt.detect_every, score_every=opt.score_every)()
-    assert (pipe.detect_every, pipe.score_every) == (1, 1)
-    assert liveness_web.parse_opt([]).score_every == default_pipeline_factory(model, detector)().score_every == DEFAULT_SCORE_EVERY
