@@ -38,11 +38,13 @@ are the candidate blinks; a peak finds a labelled blink as liveness.challenge.ma
 matches (within 2 frames of its span). Printed per cue: the most blinks found, over every
 threshold, with at most 0, 1, 2, 4 and 7 false peaks in all (today's detector: 5 of 9 with 7
 false, on 1.06 min), and the rank of each labelled blink among its video's peaks ("-": no
-peak on it). No threshold is chosen here, so nothing is fitted to the labels. A second table
-runs the mean ncc through the unchanged BlinkDetector under blink_cues.py's three hysteresis
-settings (its found / false figures compare with the README's table). Last, the per-face cost
-of each cue against the SSD's per frame, timed in this process (the SSD on the first video's
-first SSD_TIMED_FRAMES frames, after the cues: not interleaved, so only a rough ratio).
+peak on it). No threshold is chosen here, so nothing is fitted to the labels. Then today's
+detector's found / false on the same cached landmarks (liveness.challenge.blink_onsets, as the
+labelled-video test runs it: the reference on any labels), and the mean ncc through the
+unchanged BlinkDetector under blink_cues.py's three hysteresis settings (its found / false
+figures compare with the README's table). Last, the per-face cost
+of each cue against the SSD's per frame, timed back to back with it on each of the first
+video's first COST_FRAMES frames (as benchmarks/bench_challenge.py times the landmarks).
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.blink_cues import MAPPINGS, SETTINGS, jumps, onsets  # noqa: E402
 from liveness.blinkeval import read_blink_labels  # noqa: E402
-from liveness.challenge import DEFAULT_SETTINGS, eye_aspect_ratio, match_blinks  # noqa: E402
+from liveness.challenge import DEFAULT_SETTINGS, blink_onsets, eye_aspect_ratio, match_blinks  # noqa: E402
 from liveness.cli import cli_main, ensure_parent_dir, ensure_writable_dir, setup_logging  # noqa: E402
 from liveness.errors import SourceError  # noqa: E402
 from liveness.fileio import atomic_write_text  # noqa: E402
@@ -82,7 +84,7 @@ TEMPLATE_FRAMES, TEMPLATE_KEEP, TEMPLATE_RATE, SEARCH = 15, 0.6, 0.05, 4
 RETURN_S, RETURN_SEARCH = 0.25, 3
 NEAR_S, FAR_S, NOISE_S, PEAK_GAP_S, MAX_CLOSED_S, BURST_S = 0.25, 0.6, 3.0, 0.2, 0.4, 0.07
 FALSE_LIMITS = (0, 1, 2, 4, 7)
-SSD_TIMED_FRAMES = 30
+COST_FRAMES, COST_ROUNDS = 60, 3
 
 
 def parse_opt(argv=None) -> argparse.Namespace:
@@ -156,12 +158,14 @@ def best_ncc(search: np.ndarray, template: np.ndarray) -> float:
 class Cues:
     """Per-frame signals of one face (see the module docstring), and the time each takes."""
 
-    KEYS = ("ear", "flow R", "flow L", "diff R", "diff L", "ncc R", "ncc L") + tuple(f"{h} {e}" for h in HAAR_FILES for e in "RL")
+    KEYS = ("ear", "flow R", "flow L", "diff R", "diff L", "ncc R", "ncc L") + tuple(
+        f"{h} {e}" for h in HAAR_FILES for e in "RL")
 
     def __init__(self) -> None:
         self.values = {k: [] for k in self.KEYS}
         self.bands: list[np.ndarray | None] = []
-        self.seconds = {"flow": 0.0, "ncc": 0.0, **{h: 0.0 for h in HAAR_FILES}}
+        # "band": this frame's warp to the band (flow, diff and ncc read it); "haar band": the larger one
+        self.seconds = dict.fromkeys(("band", "flow", "ncc", "haar band", *HAAR_FILES), 0.0)
         self.faces = 0
         self._prev: np.ndarray | None = None
         self._patches: list[list[np.ndarray]] = [[], []]
@@ -178,10 +182,12 @@ class Cues:
         self.faces += 1
         v = self.values
         v["ear"].append(eye_aspect_ratio(pts))
+        tb = time.perf_counter()
         m = band_transform(pts)
         band = warp(grey, m).astype(np.float32)
-        self.bands.append(band)
         t0 = time.perf_counter()
+        self.seconds["band"] += t0 - tb
+        self.bands.append(band)
         if prev is not None:
             before = warp(prev, m).astype(np.float32)
             flow = cv2.calcOpticalFlowFarneback(before, band, None, 0.5, 2, 9, 3, 5, 1.1, 0)[..., 1]
@@ -200,6 +206,7 @@ class Cues:
         self.seconds["flow"] += t1 - t0
         self.seconds["ncc"] += t2 - t1
         big = warp(grey, band_transform(pts, HAAR_IOD, HAAR_W, HAAR_H), HAAR_W, HAAR_H)
+        self.seconds["haar band"] += time.perf_counter() - t2
         for name, cascade in self._cascades.items():
             t3 = time.perf_counter()
             rects, _, weights = cascade.detectMultiScale3(big, scaleFactor=1.1, minNeighbors=1, minSize=(18, 18),
@@ -374,7 +381,7 @@ def run(*, labels: Path = DEFAULT_LABELS, videos: Path = DEFAULT_VIDEOS, cache: 
     import dlib
 
     from liveness.detector import FaceDetector
-    from liveness.landmarks import locate_model_file
+    from liveness.landmarks import Landmarker, locate_model_file
 
     if json_path is not None:
         ensure_parent_dir(Path(json_path))
@@ -382,17 +389,17 @@ def run(*, labels: Path = DEFAULT_LABELS, videos: Path = DEFAULT_VIDEOS, cache: 
     spans = read_blink_labels(Path(labels))
     detector, predictor = FaceDetector(), dlib.shape_predictor(str(locate_model_file()))
     fps, scores, minutes = {}, {name: {} for name in MAPPINGS}, 0.0
-    seconds, faces, through_detector = {}, 0, {name: {k: [0, 0] for k in SETTINGS} for name in MAPPINGS}
+    through_detector = {name: {k: [0, 0] for k in SETTINGS} for name in MAPPINGS}
+    today = {name: [0, 0] for name in MAPPINGS}
     for video in spans:
         LOGGER.info("%s", video)
         marks = landmarks_of(Path(videos) / video, Path(cache), detector, predictor, dlib)
         fps[video] = float(marks["fps"])
         for name in MAPPINGS:
+            stream = [(i / fps[video], p if np.isfinite(p).all() else None) for i, p in enumerate(marks[name])]
+            found, false = match_blinks([round(t * fps[video]) for t in blink_onsets(stream)], spans[video])
+            today[name] = [today[name][0] + found, today[name][1] + false]
             cues = video_cues(Path(videos) / video, marks[name])
-            if name == "current":
-                faces += cues.faces
-                for k, t in cues.seconds.items():
-                    seconds[k] = seconds.get(k, 0.0) + t
             signals = {k: np.array(v, dtype=np.float64) for k, v in cues.values.items()}
             signals.update({f"return {e}": r for e, r in return_signal(cues.bands, fps[video]).items()})
             void = void_jumps(marks[name][:len(cues.bands)])
@@ -404,25 +411,29 @@ def run(*, labels: Path = DEFAULT_LABELS, videos: Path = DEFAULT_VIDEOS, cache: 
                 found, false = match_blinks(onsets(ncc, list(void), fps[video], SETTINGS[setting]), spans[video])
                 tally[0], tally[1] = tally[0] + found, tally[1] + false
         minutes += len(cues.bands) / fps[video] / 60
-    ssd_ms = time_ssd(Path(videos) / next(iter(spans)), detector)
-    cost = {k: {"ms_per_face": 1000 * t / max(faces, 1), "over_ssd": 1000 * t / max(faces, 1) / ssd_ms}
-            for k, t in seconds.items()}
+    cost = cost_per_face(Path(videos) / next(iter(spans)), detector, Landmarker())
     labelled = sum(len(s) for s in spans.values())
     rows = [{"mapping": name, "cue": cue, "found_at_most_false": sweep(z, fps, spans), "ranks": ranks(z, fps, spans)}
             for name in MAPPINGS for cue, z in scores[name].items()]
     print(f"{labelled} labelled blinks in {len(spans)} videos, {minutes:.2f} min; "
           f"most blinks found by one threshold with at most N false peaks in all:")
-    print(f"{'mapping':9} {'cue':42} " + " ".join(f"F<={n:<3}" for n in FALSE_LIMITS) + "  ranks of the labelled blinks")
+    print(f"{'mapping':9} {'cue':42} " + " ".join(f"F<={n:<3}" for n in FALSE_LIMITS) + "  ranks of the labels")
     for r in rows:
         print(f"{r['mapping']:9} {r['cue']:42} " + " ".join(f"{r['found_at_most_false'][n]:>2}/{labelled:<3}"
                                                           for n in FALSE_LIMITS) + "  " + " ".join(r["ranks"]))
+    print("today's blink detector (liveness.challenge.blink_onsets on the same landmarks): found / false, per minute")
+    for name, (f, fa) in today.items():
+        print(f"  {name:9} {f}/{labelled}, {fa} false, {fa / minutes:.1f} per minute")
     print("mean ncc through the BlinkDetector (found / false blinks per minute):")
     for name, tallies in through_detector.items():
         print(f"  {name:9} " + "   ".join(f"{k}: {f}/{labelled}, {fa / minutes:.1f}" for k, (f, fa) in tallies.items()))
-    print(f"cost per face (current box), against the SSD's {ssd_ms:.1f} ms per frame in this process:")
-    for k, c in cost.items():
-        print(f"  {k:14} {c['ms_per_face']:6.2f} ms  {c['over_ssd']:.3f} of the SSD")
-    result = {"labelled": labelled, "minutes": minutes, "ssd_ms_per_frame": ssd_ms, "cost": cost, "rows": rows,
+    print(f"cost per face, timed back to back with the SSD ({cost['ssd_ms_per_frame']:.1f} ms per frame) on the first "
+          f"{COST_FRAMES} frames of {next(iter(spans))}, median of {COST_ROUNDS} rounds:")
+    print(f"  {'landmarks':14} {cost['landmarks_ms_per_face']:6.2f} ms")
+    for k in Cues().seconds:
+        print(f"  {k:14} {cost[k + '_ms_per_face']:6.2f} ms  {cost[k + '_over_ssd']:.3f} of the SSD")
+    result = {"labelled": labelled, "minutes": minutes, "cost": cost, "rows": rows,
+              "today": {name: {"found": f, "false": fa} for name, (f, fa) in today.items()},
               "ncc_through_blink_detector": {name: {k: {"found": f, "false": fa} for k, (f, fa) in t.items()}
                                              for name, t in through_detector.items()}}
     if json_path is not None:
@@ -430,22 +441,33 @@ def run(*, labels: Path = DEFAULT_LABELS, videos: Path = DEFAULT_VIDEOS, cache: 
     return result
 
 
-def time_ssd(video: Path, detector) -> float:
-    """The SSD's median ms per frame on the video's first SSD_TIMED_FRAMES frames."""
+def cost_per_face(video: Path, detector, landmarker, frames: int = COST_FRAMES, rounds: int = COST_ROUNDS) -> dict:
+    """bench_challenge.py's way: on each of the video's first frames, back to back, the SSD, the 68
+    landmarks in its box and each cue; per round each cue's summed time over the SSD's; median of rounds."""
     cap = cv2.VideoCapture(str(video))
-    frames = []
-    while len(frames) < SSD_TIMED_FRAMES:
+    images = []
+    while len(images) < frames:
         ok, frame = cap.read()
         if not ok:
             break
-        frames.append(frame)
+        images.append(frame)
     cap.release()
-    times = []
-    for frame in frames:
-        t0 = time.perf_counter()
-        detector.detect(frame)
-        times.append(time.perf_counter() - t0)
-    return 1000 * float(np.median(times))
+    per_round = []
+    for _ in range(rounds + 1):  # the first is a warm-up
+        cues, ssd, marks = Cues(), 0.0, 0.0
+        for frame in images:
+            t0 = time.perf_counter()
+            faces = detector.detect(frame)
+            t1 = time.perf_counter()
+            pts = landmarker.landmarks(frame, faces[0].box) if faces else None
+            t2 = time.perf_counter()
+            ssd, marks = ssd + t1 - t0, marks + t2 - t1
+            cues.add(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), pts)
+        n = max(cues.faces, 1)
+        per_round.append({"ssd_ms_per_frame": 1000 * ssd / len(images), "landmarks_ms_per_face": 1000 * marks / n,
+                          **{f"{k}_ms_per_face": 1000 * t / n for k, t in cues.seconds.items()},
+                          **{f"{k}_over_ssd": (t / n) / (ssd / len(images)) for k, t in cues.seconds.items()}})
+    return {k: float(np.median([r[k] for r in per_round[1:]])) for k in per_round[0]}
 
 
 def main(opt: argparse.Namespace) -> None:

@@ -411,7 +411,7 @@ def test_blink_detector_on_labelled_video(blink_results):
 @pytest.mark.shared_data
 @pytest.mark.xfail(strict=True, reason="issue 14's target is not met on the shared videos: "
                    "dlib's 68-point eyelids barely move in their low-resolution, blurred blinks, "
-                   "and no eye-patch cue tried did better (README, benchmarks/blink_cues.py)")
+                   "and no eye-patch, motion or template cue did better (README, blink_cues.py, blink_motion.py)")
 def test_blink_detector_meets_the_issue_target(blink_results):
     total = summarise(blink_results)
     assert total["recall"] >= 0.9 and total["false_per_minute"] <= 1.0
