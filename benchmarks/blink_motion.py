@@ -1,7 +1,7 @@
 """Blink cues that do not rest on dlib's eyelid points, against hand-labelled videos, without a threshold.
 
 Usage:
-    python benchmarks/blink_motion.py                      # tests/data/blinks.csv; 4-6 min on 2 cores, then cached
+    python benchmarks/blink_motion.py                      # tests/data/blinks.csv; 4-5 min on 2 cores, 2 once cached
     python benchmarks/blink_motion.py --labels my_blinks.csv --videos ../shared/data/videos --json out.json
     python benchmarks/blink_motion.py --cache /tmp/blink_motion    # where the SSD's landmarks are kept
 
@@ -36,8 +36,7 @@ SD of the last 3 s), "both" eyes = the smaller eye's score, "mean" = the score o
 scores a downward lid burst followed within 0.4 s by an upward one. Peaks at least 0.2 s apart
 are the candidate blinks; a peak finds a labelled blink as liveness.challenge.match_blinks
 matches (within 2 frames of its span). Printed per cue: the most blinks found, over every
-threshold, with at most 0, 1, 2, 4 and 7 false peaks in all (today's detector: 5 of 9 with 7
-false, on 1.06 min), and the rank of each labelled blink among its video's peaks ("-": no
+threshold, with at most 0, 1, 2, 4 and 7 false peaks in all, and the rank of each labelled blink among its video's peaks ("-": no
 peak on it). No threshold is chosen here, so nothing is fitted to the labels. Then today's
 detector's found / false on the same cached landmarks (liveness.challenge.blink_onsets, as the
 labelled-video test runs it: the reference on any labels), and the mean ncc through the
@@ -91,7 +90,7 @@ def parse_opt(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS, help="blink labels CSV")
     parser.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS, help="folder the CSV's video paths are under")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="folder for the SSD's landmarks per video")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="folder for the SSD's landmarks per video (delete it after changing the detector or the landmark box)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     return parser.parse_args(argv)
 
