@@ -90,7 +90,8 @@ def parse_opt(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS, help="blink labels CSV")
     parser.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS, help="folder the CSV's video paths are under")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="folder for the SSD's landmarks per video (delete it after changing the detector or the landmark box)")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
+                        help="folder for the SSD's landmarks per video (delete it after changing the detector or box)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     return parser.parse_args(argv)
 
