@@ -400,12 +400,12 @@ def blink_results(shared_data):
 
 @pytest.mark.shared_data
 def test_blink_detector_on_labelled_video(blink_results):
-    """The measured floor (README: 5 of 9 labelled blinks, 7 false in 64 s; one more false
-    blink allowed, as another CPU's arithmetic may move a landmark): no losing ground."""
+    """The measured floor (README: 5 of 11 blinks, 17 false in 102 s, 10 in the videos labelled
+    blind later; one more false allowed, for another CPU's arithmetic): no losing ground."""
     total = summarise(blink_results)
-    assert total["labelled"] == 9 and total["minutes"] > 1.0, total
+    assert total["labelled"] == 11 and total["minutes"] > 1.6, total
     assert total["found"] >= 5, blink_results
-    assert total["false"] <= 8, blink_results
+    assert total["false"] <= 18, blink_results
 
 
 @pytest.mark.shared_data
