@@ -2,6 +2,8 @@
 
 The output is synthetic, built from one stock photo; it is NOT real liveness data and
 only lets a user without recordings try the gather/train/demo pipeline end to end.
+Also scripted 68-point landmarks (scripted_landmarks), the input the active challenge's
+tests and benchmarks play to it.
 """
 
 from __future__ import annotations
@@ -239,3 +241,26 @@ def make_sample_videos(
     _write_video(paths["real"], _real_frames(face, n, fps, w, h, real_rng), fps, (w, h))
     _write_video(paths["fake"], _fake_frames(face, n, fps, w, h, fake_rng), fps, (w, h))
     return paths
+
+
+OPEN_EAR = 0.3  # eye aspect ratio of an open eye (Soukupova and Cech: about 0.25-0.35)
+
+
+def scripted_landmarks(ear: float = OPEN_EAR, yaw: float = 0.0, shift=(0.0, 0.0), scale: float = 1.0) -> np.ndarray:
+    """68 points of a frontal face 160 px wide whose eyes have aspect ratio `ear` and
+    whose nose tip sits at yaw ratio `yaw` (see yaw_ratio). Only the points the
+    challenge reads are placed with care; the rest sit on plausible spots."""
+    pts = np.zeros((68, 2))
+    angle = np.linspace(np.pi, 0, 17)
+    pts[0:17] = np.c_[80 + 80 * np.cos(angle), 90 + 90 * np.sin(angle)]  # jaw: 0 at x=0, 16 at x=160
+    pts[17:27] = np.c_[np.linspace(20, 140, 10), np.full(10, 40)]  # brows
+    pts[27:31] = np.c_[np.full(4, 80), np.linspace(60, 110, 4)]  # nose bridge
+    pts[30] = (80 + 160 * yaw, 110)  # nose tip
+    pts[31:36] = np.c_[np.linspace(65, 95, 5), np.full(5, 118)]
+    for start, cx in ((36, 50), (42, 110)):  # right eye, left eye: width 30
+        h = ear * 30 / 2
+        pts[start:start + 6] = [(cx - 15, 60), (cx - 5, 60 - h), (cx + 5, 60 - h),
+                                (cx + 15, 60), (cx + 5, 60 + h), (cx - 5, 60 + h)]
+    angle = np.linspace(0, 2 * np.pi, 20, endpoint=False)
+    pts[48:68] = np.c_[80 + 25 * np.cos(angle), 145 + 8 * np.sin(angle)]
+    return pts * scale + np.asarray(shift)

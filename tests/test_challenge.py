@@ -19,33 +19,14 @@ from liveness.challenge import (
     PROMPT_TEXT, ChallengeSettings, FaceChallenge, decide, eye_aspect_ratio, match_blinks, parse_kinds,
     yaw_ratio,
 )
+from liveness.synthetic import OPEN_EAR
+from liveness.synthetic import scripted_landmarks as face
 
 BLINKS_CSV = ROOT / "tests" / "data" / "blinks.csv"
 FPS = 30.0
-OPEN_EAR = 0.3
 
 
 # --- scripted landmarks -------------------------------------------------------------------
-def face(ear: float = OPEN_EAR, yaw: float = 0.0, shift=(0.0, 0.0), scale: float = 1.0) -> np.ndarray:
-    """68 points of a frontal face 160 px wide whose eyes have aspect ratio `ear` and
-    whose nose tip sits at yaw ratio `yaw` (see yaw_ratio). Only the points the
-    challenge reads are placed with care; the rest sit on plausible spots."""
-    pts = np.zeros((68, 2))
-    angle = np.linspace(np.pi, 0, 17)
-    pts[0:17] = np.c_[80 + 80 * np.cos(angle), 90 + 90 * np.sin(angle)]  # jaw: 0 at x=0, 16 at x=160
-    pts[17:27] = np.c_[np.linspace(20, 140, 10), np.full(10, 40)]  # brows
-    pts[27:31] = np.c_[np.full(4, 80), np.linspace(60, 110, 4)]  # nose bridge
-    pts[30] = (80 + 160 * yaw, 110)  # nose tip
-    pts[31:36] = np.c_[np.linspace(65, 95, 5), np.full(5, 118)]
-    for start, cx in ((36, 50), (42, 110)):  # right eye, left eye: width 30
-        h = ear * 30 / 2
-        pts[start:start + 6] = [(cx - 15, 60), (cx - 5, 60 - h), (cx + 5, 60 - h),
-                                (cx + 15, 60), (cx + 5, 60 + h), (cx - 5, 60 + h)]
-    angle = np.linspace(0, 2 * np.pi, 20, endpoint=False)
-    pts[48:68] = np.c_[80 + 25 * np.cos(angle), 145 + 8 * np.sin(angle)]
-    return pts * scale + np.asarray(shift)
-
-
 @functools.lru_cache(maxsize=None)
 def still(ear: float = OPEN_EAR, yaw: float = 0.0) -> np.ndarray:
     """face(ear, yaw) built once (read-only): scripts of thousands of frames stay fast."""
@@ -587,13 +568,13 @@ def test_demo_json_with_challenge(shared_data, tmp_path):
     assert after, events
     assert any(e["event"] in ("passed", "failed") for e in events)
     for line in frames_:
-        for face in line["faces"]:
-            assert face["challenge"] in ("pending", "passed", "failed")
-            assert face["passive_live"] is True  # threshold 0
-            assert face["live"] == (face["challenge"] == "passed")
-            assert face["decided_by"] == ("both" if face["live"] else "challenge")
-            if face["prompt"] is not None:
-                assert face["challenge"] == "pending"
+        for got in line["faces"]:
+            assert got["challenge"] in ("pending", "passed", "failed")
+            assert got["passive_live"] is True  # threshold 0
+            assert got["live"] == (got["challenge"] == "passed")
+            assert got["decided_by"] == ("both" if got["live"] else "challenge")
+            if got["prompt"] is not None:
+                assert got["challenge"] == "pending"
     # An event line comes before the line of the frame it happened on.
     order = [(x["frame"], "faces" in x) for x in lines]
     assert order == sorted(order)
