@@ -69,6 +69,7 @@ from liveness.challenge import DEFAULT_SETTINGS, blink_onsets, eye_aspect_ratio,
 from liveness.cli import cli_main, ensure_parent_dir, ensure_writable_dir, setup_logging  # noqa: E402
 from liveness.errors import SourceError  # noqa: E402
 from liveness.fileio import atomic_write_text  # noqa: E402
+from liveness.sources import iter_frames  # noqa: E402
 
 LOGGER = logging.getLogger("liveness")
 DEFAULT_LABELS = ROOT / "tests" / "data" / "blinks.csv"
@@ -109,10 +110,7 @@ def landmarks_of(video: Path, cache: Path, detector, predictor, dlib) -> dict:
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     out = {name: [] for name in MAPPINGS}
     try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
+        for _, frame in iter_frames(cap):
             faces = detector.detect(frame)
             grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
             for name, mapping in MAPPINGS.items():

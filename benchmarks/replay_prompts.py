@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import random
 import sys
 from pathlib import Path
@@ -41,9 +40,9 @@ from liveness.challenge import (DEFAULT_COUNT, DEFAULT_SETTINGS, KINDS, PASSED, 
 from liveness.cli import cli_main, ensure_parent_dir, ensure_writable_dir, positive_int, setup_logging  # noqa: E402
 from liveness.errors import DataError  # noqa: E402
 from liveness.fileio import atomic_write_text  # noqa: E402
+from liveness.sources import list_videos  # noqa: E402
 
 LOGGER = logging.getLogger("liveness")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".avi", ".mkv")
 MAPPING = "current"  # liveness.landmarks.predictor_box: what the demo hands dlib
 SETUPS = {"one blink prompt": (("blink",), 1), "one turn prompt": (TURNS, 1),
           f"default ({DEFAULT_COUNT} of any kind)": (KINDS, DEFAULT_COUNT), f"{DEFAULT_COUNT + 1} of any kind": (KINDS, DEFAULT_COUNT + 1)}
@@ -61,10 +60,10 @@ def parse_opt(argv=None) -> argparse.Namespace:
 
 
 def find_videos(root: Path) -> list[Path]:
-    out = [Path(d) / f for d, _, files in os.walk(root, followlinks=True) for f in files if f.lower().endswith(VIDEO_SUFFIXES)]
+    out = list_videos(Path(root))
     if not out:
-        raise DataError(f"no video ({', '.join(VIDEO_SUFFIXES)}) under {root}")
-    return sorted(out)
+        raise DataError(f"no video under {root}")
+    return out
 
 
 def actions_per_minute(marks: np.ndarray, fps: float) -> dict[str, float]:
