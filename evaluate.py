@@ -4,6 +4,7 @@ Usage:
     python evaluate.py --model output/liveness --dataset new_person_crops
     python evaluate.py --model output/liveness --videos new_person_videos
     python evaluate.py --model output/liveness --videos ../shared/data/videos/subject02 --skip 1
+    python evaluate.py --blinks tests/data/blinks.csv --videos ../shared/data/videos   # the blink detector
 
 With --videos every video runs through the demo's own pipeline (liveness/pipeline.py:
 same detector, crop padding, batch scoring and tracking), so a face scores here what
@@ -11,6 +12,11 @@ it scores in `liveness_demo.py --json` ("raw_score"); each video's label comes f
 its file name (real*, fake*, ...). The threshold is the one saved with the model
 unless --threshold says otherwise. Writes <output>_metrics.json, _predictions.csv,
 _roc.png and _confusion.png, with per-video (per-track) decisions.
+
+With --blinks LABELS.csv (hand-labelled blinks: video,start_frame,end_frame, the video
+paths relative to --videos) it measures the active challenge's blink detector instead:
+found / labelled blinks and false blinks per minute, per video and in all (no model
+needed; every frame through the SSD and the landmarks). Writes <output>_blinks.json.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from liveness.cli import EXIT_OK, UserError, cli_main, ensure_writable_dir, frac
 from liveness.crops import source_key, video_digest
 from liveness.dataset import Sample, check_classes, describe, read_images
 from liveness.errors import DataError, LivenessError
+from liveness.fileio import write_json
 from liveness.layouts import add_layout_options, find_layout_samples, limit_per_group
 from liveness.model import LivenessModel, load_model
 from liveness.motion import DEFAULT_DETECT_EVERY
@@ -95,6 +102,31 @@ def score_videos(pipeline: Pipeline, folder: Path, *, skip: int) -> tuple[np.nda
     return np.asarray(scores, np.float64), samples, failed
 
 
+def evaluate_blink_labels(labels: Path, videos: Path, prefix: Path, face_detector) -> dict:
+    """The blink detector against hand-labelled videos (liveness/blinkeval.py): recall and false blinks."""
+    from liveness.blinkeval import evaluate_blinks, read_blink_labels, summarise
+
+    spans = read_blink_labels(labels)
+    if not spans:
+        raise DataError(f"{labels} labels no video")
+    missing = [v for v in spans if not (videos / v).is_file()]
+    if missing:
+        raise UserError(f"--blinks {labels} names {len(missing)} video(s) not under --videos {videos}, e.g. {missing[0]}")
+    results = evaluate_blinks(spans, videos, detector=face_detector)
+    total = summarise(results)
+    rows = [{"video": r.video, "seconds": r.minutes * 60, "labelled": len(r.labelled), "found": r.found,
+             "false": r.false, "detected_onsets": r.onsets} for r in results]
+    for r in rows:
+        LOGGER.info("%-28s %6.1f s  found %d of %d, %d false", r["video"], r["seconds"], r["found"], r["labelled"], r["false"])
+    LOGGER.info("blinks: found %d of %d (%.0f%%), %d false in %.1f s (%.1f per minute)", total["found"], total["labelled"],
+                100 * total["recall"] if total["labelled"] else float("nan"), total["false"], 60 * total["minutes"],
+                total["false_per_minute"])
+    report = {"labels": str(labels), "videos": str(videos), "per_video": rows, "total": total}
+    write_json(prefixed(prefix)("blinks.json"), report)
+    LOGGER.info("saved %s_blinks.json", prefix)
+    return report
+
+
 def run(
     *,
     model: str | Path = DEFAULT_MODEL,
@@ -113,7 +145,14 @@ def run(
     layout: str = "auto",
     max_per_group: int | None = None,
     cache_dir: str | Path | None = None,
+    blinks: str | Path | None = None,
 ) -> dict:
+    if blinks is not None:
+        if dataset or not videos or not Path(videos).is_dir():
+            raise UserError("--blinks needs --videos: the folder its video paths are under (and no --dataset)")
+        ensure_writable_dir(Path(output).parent)
+        face_detector = det.FaceDetector(detector_dir=Path(detector) if detector else None, confidence=confidence)
+        return evaluate_blink_labels(Path(blinks), Path(videos), Path(output), face_detector)
     if bool(dataset) == bool(videos):
         raise UserError("give either --dataset (face crops) or --videos (video files), not both")
     prefix = Path(output)
@@ -173,6 +212,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--group-pattern", default=None)
     ap.add_argument("--backend", choices=BACKENDS, default="auto")
     add_layout_options(ap, streaming=False)
+    ap.add_argument("--blinks", default=None, help="hand-labelled blinks CSV: measure the blink detector on --videos instead")
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
 
@@ -183,7 +223,7 @@ def main(opt: argparse.Namespace) -> int:
         model=opt.model, dataset=opt.dataset, videos=opt.videos, output=opt.output,
         threshold=opt.threshold, detector=opt.detector, confidence=opt.confidence, skip=opt.skip, detect_every=opt.detect_every, score_every=opt.score_every,
         classes=opt.classes, group_pattern=opt.group_pattern, backend=opt.backend, layout=opt.layout,
-        max_per_group=opt.max_per_group, cache_dir=opt.cache_dir,
+        max_per_group=opt.max_per_group, cache_dir=opt.cache_dir, blinks=opt.blinks,
     )
     return EXIT_OK  # inputs that did not decode were skipped and reported; none usable is a DataError
 

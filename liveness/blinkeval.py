@@ -9,6 +9,7 @@ Every frame runs through the SSD and the landmark model, as the demo would run t
 from __future__ import annotations
 
 import csv
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import cv2
 from liveness.challenge import DEFAULT_SETTINGS, ChallengeSettings, blink_onsets, match_blinks
 from liveness.errors import DataError, SourceError
 
+LOGGER = logging.getLogger("liveness")
 Spans = list[tuple[int, int]]
 
 
@@ -87,7 +89,8 @@ def evaluate_blinks(labels: dict[str, Spans], videos_root: Path, detector=None, 
 
         landmarker = Landmarker()
     results = []
-    for video, spans in labels.items():
+    for n, (video, spans) in enumerate(labels.items(), 1):
+        LOGGER.info("blinks: video %d of %d, %s", n, len(labels), video)
         fps, seq = face_landmarks(Path(videos_root) / video, detector, landmarker)
         onsets = [int(round(t * fps)) for t in blink_onsets(seq, settings)]
         found, false = match_blinks(onsets, spans)

@@ -331,3 +331,34 @@ def test_script_refuses_bad_numbers(tiny_model, tmp_path, flag, value):
     assert proc.returncode == EXIT_USAGE, proc.stderr
     assert flag in proc.stderr.strip().splitlines()[-1] and "Traceback" not in proc.stderr
     assert not list(tmp_path.glob("e_*"))
+
+
+# --- the blink detector against hand-labelled videos (--blinks) -------------------------------
+
+
+@pytest.mark.shared_data
+def test_blinks_per_video_and_in_all(shared_data, tmp_path):
+    labels = tmp_path / "blinks.csv"  # a label where subject02/fake shows no blink: found 0 of 1
+    labels.write_text("# a note\nvideo,start_frame,end_frame\nsubject02/fake.mp4,10,14\n")
+    prefix = tmp_path / "out" / "e"
+    (tmp_path / "out").mkdir()
+    code = evaluate.main(evaluate.parse_opt(["--blinks", str(labels), "--videos", str(shared_data / "videos"), "--output", str(prefix)]))
+    assert code == EXIT_OK
+    saved = json.loads(Path(f"{prefix}_blinks.json").read_text())
+    (row,) = saved["per_video"]
+    assert row["video"] == "subject02/fake.mp4" and (row["labelled"], row["found"]) == (1, 0)
+    assert row["false"] == len(row["detected_onsets"]) and row["seconds"] == pytest.approx(77 / 30, abs=0.01)
+    assert saved["total"]["recall"] == 0.0 and saved["total"]["labelled"] == 1
+
+
+def test_blinks_bad_inputs(tmp_path):
+    labels = tmp_path / "blinks.csv"
+    labels.write_text("video,start_frame,end_frame\nnope.mp4,1,2\n")
+    with pytest.raises(UserError, match="--blinks needs --videos"):
+        evaluate.run(blinks=labels, output=tmp_path / "e")
+    with pytest.raises(UserError, match=r"names 1 video\(s\) not under --videos"):
+        evaluate.run(blinks=labels, videos=tmp_path, output=tmp_path / "e")
+    labels.write_text("video,start_frame,end_frame\nnope.mp4,5,2\n")
+    with pytest.raises(DataError, match="row 1"):
+        evaluate.run(blinks=labels, videos=tmp_path, output=tmp_path / "e")
+    assert not list(tmp_path.glob("e_*"))
