@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +103,7 @@ def score_videos(pipeline: Pipeline, folder: Path, *, skip: int) -> tuple[np.nda
     return np.asarray(scores, np.float64), samples, failed
 
 
-def evaluate_blink_labels(labels: Path, videos: Path, prefix: Path, face_detector) -> dict:
+def evaluate_blink_labels(labels: Path, videos: Path, prefix: Path, detector_kwargs: dict) -> dict:
     """The blink detector against hand-labelled videos (liveness/blinkeval.py): recall and false blinks."""
     from liveness.blinkeval import evaluate_blinks, read_blink_labels, summarise
 
@@ -112,7 +113,8 @@ def evaluate_blink_labels(labels: Path, videos: Path, prefix: Path, face_detecto
     missing = [v for v in spans if not (videos / v).is_file()]
     if missing:
         raise UserError(f"--blinks {labels} names {len(missing)} video(s) not under --videos {videos}, e.g. {missing[0]}")
-    results = evaluate_blinks(spans, videos, detector=face_detector)
+    det.FaceDetector(**detector_kwargs)  # a bad --detector is one line here, not one per worker
+    results = evaluate_blinks(spans, videos, workers=os.cpu_count() or 1, detector_kwargs=detector_kwargs)
     total = summarise(results)
     rows = [{"video": r.video, "seconds": r.minutes * 60, "labelled": len(r.labelled), "found": r.found,
              "false": r.false, "detected_onsets": r.onsets} for r in results]
@@ -151,8 +153,8 @@ def run(
         if dataset or not videos or not Path(videos).is_dir():
             raise UserError("--blinks needs --videos: the folder its video paths are under (and no --dataset)")
         ensure_writable_dir(Path(output).parent)
-        face_detector = det.FaceDetector(detector_dir=Path(detector) if detector else None, confidence=confidence)
-        return evaluate_blink_labels(Path(blinks), Path(videos), Path(output), face_detector)
+        detector_kwargs = {"detector_dir": Path(detector) if detector else None, "confidence": confidence}
+        return evaluate_blink_labels(Path(blinks), Path(videos), Path(output), detector_kwargs)
     if bool(dataset) == bool(videos):
         raise UserError("give either --dataset (face crops) or --videos (video files), not both")
     prefix = Path(output)

@@ -77,24 +77,70 @@ def face_landmarks(path: Path, detector, landmarker) -> tuple[float, list]:
     return fps, seq
 
 
+def _evaluate_one(path: Path, video: str, spans: Spans, detector, landmarker, settings: ChallengeSettings) -> VideoBlinks:
+    fps, seq = face_landmarks(path, detector, landmarker)
+    onsets = [int(round(t * fps)) for t in blink_onsets(seq, settings)]
+    found, false = match_blinks(onsets, spans)
+    return VideoBlinks(video, fps, len(seq), onsets, spans, found, false)
+
+
+def _frame_count(path: Path) -> int:
+    """The container's frame count (0 when it does not say: some WebM files)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))) if cap.isOpened() else 0
+    finally:
+        cap.release()
+
+
+_WORKER: dict = {}  # in a worker process: its own detector and landmark model
+
+
+def _init_worker(detector_kwargs: dict) -> None:
+    from liveness.detector import FaceDetector
+    from liveness.landmarks import Landmarker
+
+    cv2.setNumThreads(1)  # one process per core: more threads would only contend
+    _WORKER["models"] = (FaceDetector(**detector_kwargs), Landmarker())
+
+
+def _worker_job(job: tuple) -> VideoBlinks:
+    return _evaluate_one(*job[:3], *_WORKER["models"], job[3])
+
+
 def evaluate_blinks(labels: dict[str, Spans], videos_root: Path, detector=None, landmarker=None,
-                    settings: ChallengeSettings = DEFAULT_SETTINGS) -> list[VideoBlinks]:
-    """Run the blink detector over every labelled video under `videos_root`."""
+                    settings: ChallengeSettings = DEFAULT_SETTINGS, *, workers: int = 1,
+                    detector_kwargs: dict | None = None) -> list[VideoBlinks]:
+    """Run the blink detector over every labelled video under `videos_root`, in label order.
+
+    With `workers` > 1 (and no detector or landmarker given) the videos are shared among
+    that many processes, each with its own models (`detector_kwargs` for its FaceDetector),
+    largest file first; the figures are the same as one process gives.
+    """
+    jobs = [(Path(videos_root) / video, video, spans, settings) for video, spans in labels.items()]
+    workers = min(workers, len(jobs))
+    if workers > 1 and detector is None and landmarker is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        LOGGER.info("blinks: %d videos on %d processes", len(jobs), workers)
+        order = sorted(range(len(jobs)), key=lambda i: -_frame_count(jobs[i][0]))  # longest first: even shares
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker, initargs=(detector_kwargs or {},)) as pool:
+            done = dict(zip(order, pool.map(_worker_job, [jobs[i] for i in order])))
+        return [done[i] for i in range(len(jobs))]
     if detector is None:
         from liveness.detector import FaceDetector
 
-        detector = FaceDetector()
+        detector = FaceDetector(**(detector_kwargs or {}))
     if landmarker is None:
         from liveness.landmarks import Landmarker
 
         landmarker = Landmarker()
     results = []
-    for n, (video, spans) in enumerate(labels.items(), 1):
-        LOGGER.info("blinks: video %d of %d, %s", n, len(labels), video)
-        fps, seq = face_landmarks(Path(videos_root) / video, detector, landmarker)
-        onsets = [int(round(t * fps)) for t in blink_onsets(seq, settings)]
-        found, false = match_blinks(onsets, spans)
-        results.append(VideoBlinks(video, fps, len(seq), onsets, spans, found, false))
+    for n, (path, video, spans, _) in enumerate(jobs, 1):
+        LOGGER.info("blinks: video %d of %d, %s", n, len(jobs), video)
+        results.append(_evaluate_one(path, video, spans, detector, landmarker, settings))
     return results
 
 

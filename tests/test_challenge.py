@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import random
 from collections import defaultdict
 
@@ -375,8 +376,8 @@ def replay_passes(spans, period: float, machine: FaceChallenge, rng: random.Rand
 # --- the blink detector on hand-labelled real video ----------------------------------------
 @pytest.fixture(scope="module")
 def blink_results(shared_data):
-    """The detector over every hand-labelled video (SSD and landmarks on every frame)."""
-    return evaluate_blinks(read_blink_labels(BLINKS_CSV), shared_data / "videos")
+    """The detector over every hand-labelled video (SSD and landmarks on every frame), one process a core."""
+    return evaluate_blinks(read_blink_labels(BLINKS_CSV), shared_data / "videos", workers=os.cpu_count() or 1)
 
 
 @pytest.mark.shared_data
