@@ -115,7 +115,7 @@ def evaluate_blinks(labels: dict[str, Spans], videos_root: Path, detector=None, 
 
     With `workers` > 1 (and no detector or landmarker given) the videos are shared among
     that many processes, each with its own models (`detector_kwargs` for its FaceDetector),
-    largest file first; the figures are the same as one process gives.
+    longest video first; the figures are the same as one process gives.
     """
     jobs = [(Path(videos_root) / video, video, spans, settings) for video, spans in labels.items()]
     workers = min(workers, len(jobs))
