@@ -28,6 +28,7 @@ Nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import platform
@@ -48,6 +49,7 @@ from liveness.cli import cli_main, ensure_parent_dir, positive_int, setup_loggin
 from liveness.errors import SourceError  # noqa: E402
 from liveness.fileio import atomic_write_text  # noqa: E402
 from liveness.motion import DEFAULT_DETECT_EVERY  # noqa: E402
+from liveness.sources import iter_frames  # noqa: E402
 
 LOGGER = logging.getLogger("liveness")
 DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "videos" / "subject01" / "real.mp4"
@@ -67,12 +69,7 @@ def read_frames(video: Path, n: int) -> list:
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
         raise SourceError(f"cannot open video {video}")
-    frames = []
-    while len(frames) < n:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
+    frames = [frame for _, frame in itertools.islice(iter_frames(cap), n)]
     cap.release()
     if not frames:
         raise SourceError(f"no frames in {video}")

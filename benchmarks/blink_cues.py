@@ -50,6 +50,7 @@ from liveness.cli import cli_main, ensure_parent_dir, setup_logging  # noqa: E40
 from liveness.errors import SourceError  # noqa: E402
 from liveness.fileio import atomic_write_text  # noqa: E402
 from liveness.landmarks import LEFT_EYE, RIGHT_EYE, predictor_box  # noqa: E402
+from liveness.sources import iter_frames  # noqa: E402
 
 LOGGER = logging.getLogger("liveness")
 DEFAULT_LABELS = ROOT / "tests" / "data" / "blinks.csv"
@@ -160,10 +161,7 @@ def video_measures(path: Path, detector, predictor, dlib, hog) -> tuple[float, d
     errors = []  # (current, dlib-fit) eye-point error on frames where HOG finds the face
     index = 0
     try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
+        for _, frame in iter_frames(cap):
             faces = detector.detect(frame)
             grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
             shapes = {}

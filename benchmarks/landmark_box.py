@@ -47,6 +47,7 @@ from liveness.cli import cli_main, ensure_parent_dir, setup_logging  # noqa: E40
 from liveness.errors import SourceError  # noqa: E402
 from liveness.fileio import atomic_write_text  # noqa: E402
 from liveness.landmarks import LEFT_EYE, RIGHT_EYE  # noqa: E402
+from liveness.sources import iter_frames  # noqa: E402
 
 LOGGER = logging.getLogger("liveness")
 HOG_EVERY = 3
@@ -100,10 +101,7 @@ def read_video(path: Path, detector, predictor, dlib, hog) -> tuple[float, list[
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     rows: list[dict] = []
     try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
+        for _, frame in iter_frames(cap):
             faces = detector.detect(frame)
             row = {"box": None, "hog": None, **{name: None for name in MAPPINGS}}
             if faces:

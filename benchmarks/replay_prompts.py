@@ -118,6 +118,8 @@ def run(*, videos: Path = DEFAULT_VIDEOS, cache: Path = DEFAULT_CACHE, trials: i
             rng = random.Random(f"{seed}:{name}:{label}")
             row["passed"][label] = sum(replay_trial(marks, fps, kinds, count, rng) == PASSED for _ in range(trials)) / trials
         rows.append(row)
+    if not rows:
+        raise DataError(f"no face found in any video under {videos}")
     print(f"a replay looped from a random frame against {trials} random prompt schedules per video; share passed:")
     print(f"{'video':<22} {'s':>5} {'blinks/min':>10} {'turns/min':>9}  " + "  ".join(f"{k:>24}" for k in SETUPS))
     for r in rows:

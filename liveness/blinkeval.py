@@ -17,6 +17,7 @@ import cv2
 
 from liveness.challenge import DEFAULT_SETTINGS, ChallengeSettings, blink_onsets, match_blinks
 from liveness.errors import DataError, SourceError
+from liveness.sources import iter_frames
 
 LOGGER = logging.getLogger("liveness")
 Spans = list[tuple[int, int]]
@@ -66,10 +67,7 @@ def face_landmarks(path: Path, detector, landmarker) -> tuple[float, list]:
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     seq = []
     try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
+        for _, frame in iter_frames(cap):
             faces = detector.detect(frame)
             seq.append((len(seq) / fps, landmarker.landmarks(frame, faces[0].box) if faces else None))
     finally:
