@@ -17,7 +17,7 @@ fixed PATCH_W x PATCH_H grid, 1.6 x 1.0 eye widths) give per-frame measures:
             opening measured in pixels instead of by the eyelid landmarks)
   ear+X     the mean of the two measures, each divided by its median over the last second
 
-Each measure runs through the unchanged BlinkDetector (per-face baseline, hysteresis,
+Each measure runs through the dlib era's blink detector (benchmarks/hysteresis_blink.py: per-face baseline, hysteresis,
 0.09-0.4 s closure, landmark-jump guard) under three hysteresis settings. The two box
 mappings: "current" is liveness.landmarks.predictor_box; "dlib-fit" is a square of
 FIT_SIDE x the SSD box's height centred FIT_CENTRE_Y of the way down it, the median
@@ -44,13 +44,14 @@ import numpy as np  # noqa: E402
 
 from liveness.blinkeval import read_blink_labels  # noqa: E402
 from liveness.challenge import (  # noqa: E402
-    DEFAULT_SETTINGS, BlinkDetector, ChallengeSettings, eye_aspect_ratio, face_scale, match_blinks,
+    DEFAULT_SETTINGS, eye_aspect_ratio, face_scale, match_blinks,
 )
 from liveness.cli import cli_main, ensure_parent_dir, setup_logging  # noqa: E402
 from liveness.errors import SourceError  # noqa: E402
 from liveness.fileio import atomic_write_text  # noqa: E402
 from liveness.landmarks import LEFT_EYE, RIGHT_EYE, predictor_box  # noqa: E402
 from liveness.sources import iter_frames  # noqa: E402
+from benchmarks.hysteresis_blink import HYSTERESIS, HysteresisBlinkDetector, HysteresisSettings  # noqa: E402
 
 LOGGER = logging.getLogger("liveness")
 DEFAULT_LABELS = ROOT / "tests" / "data" / "blinks.csv"
@@ -60,9 +61,9 @@ PATCH_W, PATCH_H = 32, 24
 MIDDLE = slice(11, 21)  # the patch's middle columns: where the iris sits in an open eye
 HOG_EVERY = 6
 SETTINGS = {
-    "0.8/0.95 (default)": DEFAULT_SETTINGS,
-    "0.75/0.9": ChallengeSettings(close_ratio=0.75, open_ratio=0.9),
-    "0.7/0.9": ChallengeSettings(close_ratio=0.7, open_ratio=0.9),
+    "0.8/0.95 (default)": HYSTERESIS,
+    "0.75/0.9": HysteresisSettings(close_ratio=0.75, open_ratio=0.9),
+    "0.7/0.9": HysteresisSettings(close_ratio=0.7, open_ratio=0.9),
 }
 
 
@@ -126,8 +127,8 @@ def running_ratio(values: list[float | None], fps: float, span_s: float = 1.0) -
     return out
 
 
-def onsets(values: list[float | None], jumped: list[bool], fps: float, settings: ChallengeSettings) -> list[int]:
-    detector, found = BlinkDetector(settings), []
+def onsets(values: list[float | None], jumped: list[bool], fps: float, settings: HysteresisSettings) -> list[int]:
+    detector, found = HysteresisBlinkDetector(settings), []
     for i, v in enumerate(values):
         if v is not None:
             began = detector.update(v, i / fps, trusted=not jumped[i])

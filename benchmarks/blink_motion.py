@@ -38,7 +38,7 @@ are the candidate blinks; a peak finds a labelled blink as liveness.challenge.ma
 matches (within 2 frames of its span). Printed per cue: the most blinks found, over every
 threshold, with at most 0, 1, 2, 4 and 7 false peaks in all, and the rank of each labelled blink among its video's peaks ("-": no
 peak on it). No threshold is chosen here, so nothing is fitted to the labels. Then today's
-detector's found / false on the same cached landmarks (liveness.challenge.blink_onsets, as the
+detector's found / false on the same cached landmarks (benchmarks/hysteresis_blink.py, the dlib era's rule, as the
 labelled-video test runs it: the reference on any labels), and the mean ncc through the
 unchanged BlinkDetector under blink_cues.py's three hysteresis settings (its found / false
 figures compare with the README's table). Last, the per-face cost
@@ -65,7 +65,8 @@ import numpy as np  # noqa: E402
 
 from benchmarks.blink_cues import MAPPINGS, SETTINGS, jumps, onsets  # noqa: E402
 from liveness.blinkeval import read_blink_labels  # noqa: E402
-from liveness.challenge import DEFAULT_SETTINGS, blink_onsets, eye_aspect_ratio, match_blinks  # noqa: E402
+from benchmarks.hysteresis_blink import hysteresis_onsets  # noqa: E402
+from liveness.challenge import DEFAULT_SETTINGS, eye_aspect_ratio, match_blinks  # noqa: E402
 from liveness.cli import cli_main, ensure_parent_dir, ensure_writable_dir, setup_logging  # noqa: E402
 from liveness.errors import SourceError  # noqa: E402
 from liveness.fileio import atomic_write_text  # noqa: E402
@@ -395,7 +396,7 @@ def run(*, labels: Path = DEFAULT_LABELS, videos: Path = DEFAULT_VIDEOS, cache: 
         fps[video] = float(marks["fps"])
         for name in MAPPINGS:
             stream = [(i / fps[video], p if np.isfinite(p).all() else None) for i, p in enumerate(marks[name])]
-            found, false = match_blinks([round(t * fps[video]) for t in blink_onsets(stream)], spans[video])
+            found, false = match_blinks([round(t * fps[video]) for t in hysteresis_onsets(stream)], spans[video])
             today[name] = [today[name][0] + found, today[name][1] + false]
             cues = video_cues(Path(videos) / video, marks[name])
             signals = {k: np.array(v, dtype=np.float64) for k, v in cues.values.items()}

@@ -39,9 +39,10 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.blink_cues import DEFAULT_LABELS, DEFAULT_VIDEOS, MAPPINGS, jumps  # noqa: E402
+from benchmarks.hysteresis_blink import HYSTERESIS, HysteresisActionDetector, HysteresisSettings  # noqa: E402
 from liveness.blinkeval import read_blink_labels  # noqa: E402
 from liveness.challenge import (  # noqa: E402
-    DEFAULT_SETTINGS, ActionDetector, ChallengeSettings, eye_aspect_ratio, match_blinks, yaw_ratio,
+    eye_aspect_ratio, match_blinks, yaw_ratio,
 )
 from liveness.cli import cli_main, ensure_parent_dir, setup_logging  # noqa: E402
 from liveness.errors import SourceError  # noqa: E402
@@ -56,7 +57,7 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".webm")
 DIP_S, MERGE_GAP = 0.2, 5  # the threshold-free EAR dip: window, and frames that merge two dips
 DIP_THRESHOLDS = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45)
 # Settings tried with each box beside the default (longest closure, reopening ratio).
-BLINK_VARIANTS = {f"max_closed {m} open {o}": ChallengeSettings(max_closed_s=m, open_ratio=o)
+BLINK_VARIANTS = {f"max_closed {m} open {o}": HysteresisSettings(max_closed_s=m, open_ratio=o)
                   for m in (0.4, 0.5, 0.6) for o in (0.9, 0.95)}
 
 
@@ -132,10 +133,10 @@ def still_frames(rows: list[dict]) -> np.ndarray:
 
 
 def detector_run(rows: list[dict], name: str, fps: float,
-                 settings: ChallengeSettings = DEFAULT_SETTINGS) -> dict:
+                 settings: HysteresisSettings = HYSTERESIS) -> dict:
     """The ActionDetector over one mapping's landmarks: blink onsets, turn events,
     landmark-jump frames and the closures of the eyes those jumps voided."""
-    det = ActionDetector(settings)
+    det = HysteresisActionDetector(settings)
     jumped = jumps([r[name] for r in rows], settings.jump_scale)
     blinks, turns, voided = [], [], []
     for i, row in enumerate(rows):

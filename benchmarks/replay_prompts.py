@@ -3,15 +3,15 @@
 Usage:
     python benchmarks/replay_prompts.py                         # every video under ../shared/data/videos
     python benchmarks/replay_prompts.py --videos DIR --trials 1000 --json out.json
-    python benchmarks/replay_prompts.py --cache /tmp/blink_motion   # landmarks kept (shared with blink_motion.py)
+    python benchmarks/replay_prompts.py --cache /tmp/replay_prompts   # where the landmarks are kept
 
 Not a test and not the product: the figures of the README's paragraph on replays. An attacker
 who replays a recording cannot know when a prompt comes or what it asks, so a replay passes
 only when the actions the detector sees in it (true blinks and turns, and the false ones its
 landmark jitter makes) happen to fall in a prompt's window with none in the quiet second
-before. Here every video runs through the SSD and dlib's 68 points once (the most confident
-face, the box handed to dlib as the product does: liveness.landmarks.predictor_box, cached as
-benchmarks/blink_motion.py caches it), then, for each of --trials seeded trials, a fresh
+before. Here every video runs through the SSD and the product's landmarker once
+(liveness.landmarks.Landmarker on the most confident face, as the demo runs it; cached per
+video under --cache), then, for each of --trials seeded trials, a fresh
 liveness.challenge.FaceChallenge watches the video played in a loop from a random frame
 (frames without a face are skipped, as the demo skips faces without landmarks) until it passes,
 fails or runs out of time. Four challenge set-ups: one blink prompt, one turn prompt (left
@@ -34,16 +34,16 @@ if str(ROOT) not in sys.path:  # run as `python benchmarks/replay_prompts.py`
 
 import numpy as np  # noqa: E402
 
-from benchmarks.blink_motion import DEFAULT_CACHE, DEFAULT_VIDEOS, landmarks_of  # noqa: E402
+from benchmarks.blink_motion import DEFAULT_VIDEOS  # noqa: E402
 from liveness.challenge import (DEFAULT_COUNT, DEFAULT_SETTINGS, KINDS, PASSED, PENDING, TURNS,  # noqa: E402
                                 ActionDetector, FaceChallenge)
 from liveness.cli import cli_main, ensure_parent_dir, ensure_writable_dir, positive_int, setup_logging  # noqa: E402
 from liveness.errors import DataError  # noqa: E402
 from liveness.fileio import atomic_write_text  # noqa: E402
-from liveness.sources import list_videos  # noqa: E402
+from liveness.sources import iter_frames, list_videos  # noqa: E402
 
 LOGGER = logging.getLogger("liveness")
-MAPPING = "current"  # liveness.landmarks.predictor_box: what the demo hands dlib
+DEFAULT_CACHE = Path("/tmp") / "replay_prompts"
 SETUPS = {"one blink prompt": (("blink",), 1), "one turn prompt": (TURNS, 1),
           f"default ({DEFAULT_COUNT} of any kind)": (KINDS, DEFAULT_COUNT), f"{DEFAULT_COUNT + 1} of any kind": (KINDS, DEFAULT_COUNT + 1)}
 DEFAULT_TRIALS = 500
@@ -66,6 +66,29 @@ def find_videos(root: Path) -> list[Path]:
     return out
 
 
+def video_landmarks(video: Path, cache: Path, detector, landmarker) -> tuple[np.ndarray, float]:
+    """((n, 68, 2) landmarks of the most confident face per frame, NaN without one; fps), cached."""
+    import cv2
+
+    path = Path(cache) / (str(video).strip("/").replace("/", "_") + ".npz")
+    if path.is_file():
+        with np.load(path) as z:
+            return z["marks"], float(z["fps"])
+    cap = cv2.VideoCapture(str(video))
+    fps, marks = cap.get(cv2.CAP_PROP_FPS) or 30.0, []
+    try:
+        for _, frame in iter_frames(cap):
+            faces = detector.detect(frame)
+            marks.append(landmarker.landmarks(frame, faces[0].box) if faces else np.full((68, 2), np.nan))
+    finally:
+        cap.release()
+    marks = np.array(marks, dtype=np.float64).reshape(-1, 68, 2)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, marks=marks, fps=np.float64(fps))
+    tmp.replace(path)  # atomic: a killed run leaves no half cache
+    return marks, fps
+
+
 def actions_per_minute(marks: np.ndarray, fps: float) -> dict[str, float]:
     """The actions one pass of ActionDetector reports, per minute of the video, by kind."""
     detector, counts = ActionDetector(DEFAULT_SETTINGS), dict.fromkeys(KINDS, 0)
@@ -81,7 +104,7 @@ def replay_trial(marks: np.ndarray, fps: float, kinds: tuple[str, ...], count: i
     """One replay in a loop from a random frame against one fresh challenge: its final status."""
     s = DEFAULT_SETTINGS
     face = FaceChallenge(0, kinds, count, s, rng)
-    longest = s.calibration_s + count * (s.max_delay_s + s.timeout_s) + 0.5  # then it has timed out
+    longest = s.calibration_s + count * (s.max_delay_s + s.timeout_s + s.dip_far_s) + 0.5  # then it has timed out
     start, seen = rng.randrange(len(marks)), np.isfinite(marks).all(axis=(1, 2))
     for i in range(int(longest * fps) + 1):
         j = (start + i) % len(marks)
@@ -94,22 +117,19 @@ def replay_trial(marks: np.ndarray, fps: float, kinds: tuple[str, ...], count: i
 
 def run(*, videos: Path = DEFAULT_VIDEOS, cache: Path = DEFAULT_CACHE, trials: int = DEFAULT_TRIALS, seed: int = 0,
         json_path: Path | None = None) -> dict:
-    import dlib
-
     from liveness.detector import FaceDetector
-    from liveness.landmarks import locate_model_file
+    from liveness.landmarks import Landmarker
 
     if json_path is not None:
         ensure_parent_dir(Path(json_path))
     ensure_writable_dir(Path(cache), "cache folder")
     paths = find_videos(Path(videos))
-    detector, predictor = FaceDetector(), dlib.shape_predictor(str(locate_model_file()))
+    detector, landmarker = FaceDetector(), Landmarker()
     rows = []
     for path in paths:
         name = str(path.relative_to(videos))
         LOGGER.info("%s", name)
-        data = landmarks_of(path, Path(cache), detector, predictor, dlib)
-        marks, fps = data[MAPPING], float(data["fps"])
+        marks, fps = video_landmarks(path, Path(cache), detector, landmarker)
         if not np.isfinite(marks).all(axis=(1, 2)).any():
             LOGGER.warning("%s: no face found, skipped", name)
             continue

@@ -41,7 +41,7 @@ class TrackedFace(Protocol):
 class ActiveCheck:
     """Landmarks of every tracked face -> its challenge -> the combined verdict.
 
-    `landmarker` defaults to liveness.landmarks.Landmarker() (dlib, loaded here, so a
+    `landmarker` defaults to liveness.landmarks.Landmarker() (the face mesh and iris models, loaded here, so a
     missing package is reported before the first frame).
     """
 

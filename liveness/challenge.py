@@ -91,13 +91,14 @@ class ChallengeSettings:
     timeout_s: float = 4.0  # the action must come within this long after the prompt
     min_reaction_s: float = 0.15  # faster than a human reacts: it was under way before the prompt
     quiet_s: float = 1.0  # the prompted action must be absent this long before the prompt
-    # Blink: EAR below close_ratio x the face's open baseline closes the eye; back above
-    # open_ratio x baseline reopens it (hysteresis). Shut longer than max_closed_s is not a blink.
-    close_ratio: float = 0.8
-    open_ratio: float = 0.95
-    max_closed_s: float = 0.4
-    min_closed_s: float = 0.09  # lids lowered for less: landmark jitter (1-2 frames at 30 fps)
-    baseline_s: float = 1.0  # the open-eye baseline is the median EAR over this long
+    # Blink: a short dip of the eye aspect ratio to at most (1 - min_dip) of the open level
+    # around it, the lower of its medians dip_near_s-dip_far_s before and after (so a change
+    # of pose, which moves the EAR for good, is not a dip). Decided dip_far_s after the frame.
+    min_dip: float = 0.5
+    dip_near_s: float = 0.25
+    dip_far_s: float = 0.6
+    min_closed_s: float = 0.0  # a dip must span at least this long (0: one frame is enough)
+    blink_gap_s: float = 0.2  # dips closer than this to the last blink are the same blink
     # A landmark jump (centre moved by more than jump_scale x the eye distance, or the
     # eye distance changed by more than that fraction) is a detector glitch: reset the eye.
     jump_scale: float = 0.15
@@ -105,15 +106,17 @@ class ChallengeSettings:
     turn_threshold: float = 0.15
 
     def __post_init__(self) -> None:
-        if not 0 < self.close_ratio < self.open_ratio <= 1.0:
-            raise ValueError("need 0 < close_ratio < open_ratio <= 1")
+        if not 0 < self.min_dip < 1:
+            raise ValueError("need 0 < min_dip < 1")
+        if not 0 <= self.dip_near_s < self.dip_far_s:
+            raise ValueError("need 0 <= dip_near_s < dip_far_s")
         if not 0 <= self.min_delay_s <= self.max_delay_s:
             raise ValueError("need 0 <= min_delay_s <= max_delay_s")
-        if not 0 <= self.min_closed_s < self.max_closed_s:
-            raise ValueError("need 0 <= min_closed_s < max_closed_s")
+        if self.min_closed_s < 0 or self.blink_gap_s < 0:
+            raise ValueError("min_closed_s and blink_gap_s must not be negative")
         if not 0 <= self.min_reaction_s < self.timeout_s:
             raise ValueError("need 0 <= min_reaction_s < timeout_s")
-        for name in ("calibration_s", "quiet_s", "max_closed_s", "baseline_s", "turn_threshold"):
+        for name in ("calibration_s", "quiet_s", "turn_threshold"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
 
@@ -146,63 +149,66 @@ def parse_kinds(text: str) -> tuple[str, ...]:
 
 # --- detectors of the actions -------------------------------------------------------------
 class BlinkDetector:
-    """Eye aspect ratio -> blink events, against this face's own open-eye baseline.
+    """Eye aspect ratio -> blink events: short dips below the open level around them.
 
-    The baseline starts as the median EAR of the first `calibration_s` (eyes differ
-    from face to face) and then follows the median of the last `baseline_s` of open
-    eyes, so a slow change of pose or expression is not taken for a closing eye. A
-    blink is a close (below `close_ratio` x baseline) followed within `max_closed_s`
-    by a reopening (above `open_ratio` x baseline) no sooner than `min_closed_s`; it
-    is reported when the eye reopens.
+    A blink is a frame whose EAR is at most (1 - min_dip) of the eye's open level
+    around it: the lower of the EAR's medians over dip_near_s..dip_far_s before and
+    after. Both sides must be open, so a change of pose or gaze that lowers the EAR for
+    good (or eyes kept shut) is not a blink, and the level is this face's own (eyes
+    differ). A frame is judged once dip_far_s of frames after it have been seen:
+    blinks are reported that late (`latency_s`), dated by the first frame of the dip.
     """
 
     def __init__(self, settings: ChallengeSettings = DEFAULT_SETTINGS) -> None:
         self.settings = settings
-        self._history: deque[tuple[float, float]] = deque()  # (t, EAR) of open eyes
-        self._closed_at: float | None = None
+        self._frames: deque[tuple[float, float]] = deque()  # (t, EAR; NaN when untrusted)
+        self._next = 0  # index in _frames of the first frame not judged yet
+        self._run: tuple[float, float] | None = None  # (first, last) time of the dip under way
+        self._last_blink = -math.inf
 
     @property
-    def baseline(self) -> float | None:
-        return statistics.median(e for _, e in self._history) if len(self._history) >= 3 else None
+    def latency_s(self) -> float:
+        return self.settings.dip_far_s
 
     def reset(self) -> None:
-        self._history.clear()
-        self._closed_at = None
+        self._frames.clear()
+        self._next, self._run, self._last_blink = 0, None, -math.inf
 
     def update(self, ear: float, t: float, trusted: bool = True) -> float | None:
-        """Feed one frame's EAR at time t; when a blink has just ended, the time it began.
+        """Feed one frame's EAR at time t; when a blink has just been judged, the time it began.
 
-        A blink is reported on reopening, but it is dated by its closing: that is
-        when the face acted, before or after a prompt.
-
-        `trusted=False` (the landmarks jumped) voids a closure under way:
-        no blink is reported across frames the EAR cannot be believed on.
+        `trusted=False` (the landmarks jumped) voids that frame and any dip it is part of.
         """
         s = self.settings
-        if not trusted:
-            self._closed_at = None
+        self._frames.append((t, float(ear) if trusted else math.nan))
+        found = None
+        while self._next < len(self._frames) and self._frames[self._next][0] <= t - s.dip_far_s:
+            found = self._judge(self._next) or found
+            self._next += 1
+        while self._frames and self._frames[0][0] < t - 2 * s.dip_far_s - 1.0:  # keep what judging needs
+            self._frames.popleft()
+            self._next -= 1
+        return found
+
+    def _level(self, lo: float, hi: float) -> float:
+        w = [e for t, e in self._frames if lo <= t <= hi and e == e]  # e == e: not NaN
+        return statistics.median(w) if len(w) >= 2 else math.nan
+
+    def _judge(self, i: int) -> float | None:
+        s = self.settings
+        t, ear = self._frames[i]
+        level = min(self._level(t - s.dip_far_s, t - s.dip_near_s), self._level(t + s.dip_near_s, t + s.dip_far_s))
+        if ear == ear and level > 0 and ear <= (1 - s.min_dip) * level:  # NaN compares False
+            self._run = (self._run[0], t) if self._run else (t, t)
             return None
-        while self._history and self._history[0][0] < t - s.baseline_s:
-            self._history.popleft()
-        base = self.baseline
-        if base is None:
-            self._history.append((t, ear))
+        run, self._run = self._run, None
+        if ear != ear or run is None:  # an untrusted frame voids the dip under way
             return None
-        if self._closed_at is None:
-            if ear < s.close_ratio * base:
-                self._closed_at = t
-            else:
-                self._history.append((t, ear))
+        start, end = run
+        if end - start < s.min_closed_s or start - self._last_blink < s.blink_gap_s:
             return None
-        if ear > s.open_ratio * base:
-            closed_at, self._closed_at = self._closed_at, None
-            self._history.append((t, ear))
-            return closed_at if s.min_closed_s <= t - closed_at <= s.max_closed_s else None
-        if t - self._closed_at > s.max_closed_s:
-            # Shut (or looking down) too long for a blink: take it as the new normal.
-            self._closed_at = None
-            self._history.clear()
-        return None
+        self._last_blink = end
+        return start
 
 
 class TurnDetector:
@@ -229,8 +235,7 @@ class TurnDetector:
 class ActionDetector:
     """One face's landmarks, frame by frame -> the actions it completes: blinks and turns.
 
-    Calibrates itself over the face's first `calibration_s`: the open-eye baseline
-    (in BlinkDetector) and the neutral yaw (median), so "left" means turned left of
+    Calibrates itself over the face's first `calibration_s`: the neutral yaw (median), so "left" means turned left of
     how this face sits, not of the camera's axis. A frame whose landmarks jump (a
     detector glitch) voids any closure of the eyes under way.
     """
@@ -366,7 +371,9 @@ class FaceChallenge:
                 self.phase = "waiting"
                 self._schedule(t)
             return events
-        if t > self.deadline:
+        # A blink is judged latency_s after it began: wait that long for one begun in time.
+        grace = self.detector.blink.latency_s if kind == "blink" else 0.0
+        if t > self.deadline + grace:
             return self._fail(t, "timeout")
         return []
 

@@ -1,10 +1,13 @@
-"""The 68-point facial landmark model: the one place that knows its package and file.
+"""Facial landmarks in the 68-point layout: which model the product uses, and dlib's.
 
-dlib's shape predictor (iBUG 300-W 68-point layout) shipped inside the pinned
-`face-recognition-models` package, run by the prebuilt `dlib-bin` wheel. Nothing is
-downloaded: the file is found where pip put it and its sha256 is checked, as
-liveness/detector.py does for the SSD. dlib is imported only when a Landmarker is
-built, so the rest of the suite runs without it.
+`Landmarker` is the product's landmarker: MediaPipe's face mesh with its iris model's
+eye contours (liveness/facemesh.py). `DlibLandmarker` is dlib's shape predictor
+(iBUG 300-W 68-point layout) shipped inside the pinned `face-recognition-models`
+package, run by the prebuilt `dlib-bin` wheel: the product's landmarker until the mesh
+replaced it (its blinks were too often missed or invented, README "Active liveness"),
+kept for the research benchmarks that measured it. Nothing is downloaded: each file is
+found where pip put it and its sha256 is checked, as liveness/detector.py does for the
+SSD. dlib is imported only when a DlibLandmarker is built.
 
 Swap the model here and nowhere else: callers see `Landmarker().landmarks(frame, box)`
 -> (68, 2) float pixel coordinates in the 68-point order below.
@@ -20,6 +23,7 @@ import cv2
 import numpy as np
 
 from liveness.errors import ModelError
+from liveness.facemesh import MeshLandmarker
 from liveness.fileio import file_digest
 
 LOGGER = logging.getLogger("liveness")
@@ -77,8 +81,8 @@ def _import_dlib():
     return dlib
 
 
-class Landmarker:
-    """68 facial landmarks inside a face box found by the SSD (or any detector).
+class DlibLandmarker:
+    """dlib's 68 facial landmarks inside a face box found by the SSD (or any detector).
 
     Not thread-safe: one per thread, or guard calls with a lock.
     """
@@ -119,3 +123,6 @@ class Landmarker:
         pts = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
         pts += (rx1, ry1)
         return pts
+
+
+Landmarker = MeshLandmarker  # the product's landmarker

