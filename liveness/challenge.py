@@ -1,8 +1,8 @@
 """Active liveness: a random challenge (blink, turn the head) each tracked face must answer.
 
 A photo or a pre-recorded video cannot follow a prompt it did not know. Per tracked
-face, a small state machine calibrates the face's own open-eye aspect ratio and
-neutral head pose, then at a random moment prompts a random action, and passes the
+face, a small state machine calibrates the face's neutral head pose (blinks are judged
+against the eyes' own open level around them), then at a random moment prompts a random action, and passes the
 face only when the action comes within `timeout_s` after the prompt and did NOT
 happen in the `quiet_s` just before it (so a face blinking all the time, or a video
 of one, does not pass by luck). A sequence of `count` challenges must all pass.
