@@ -41,8 +41,8 @@ class TrackedFace(Protocol):
 class ActiveCheck:
     """Landmarks of every tracked face -> its challenge -> the combined verdict.
 
-    `landmarker` defaults to liveness.landmarks.Landmarker() (the face mesh and iris models, loaded here, so a
-    missing package is reported before the first frame).
+    `landmarker` defaults to liveness.landmarks.Landmarker() (the face mesh and iris
+    models, loaded here, so a missing package is reported before the first frame).
     """
 
     def __init__(self, kinds: Sequence[str] = KINDS, count: int = DEFAULT_COUNT,

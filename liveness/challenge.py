@@ -1,10 +1,10 @@
 """Active liveness: a random challenge (blink, turn the head) each tracked face must answer.
 
 A photo or a pre-recorded video cannot follow a prompt it did not know. Per tracked
-face, a small state machine calibrates the face's neutral head pose (blinks are judged
-against the eyes' own open level around them), then at a random moment prompts a random action, and passes the
-face only when the action comes within `timeout_s` after the prompt and did NOT
-happen in the `quiet_s` just before it (so a face blinking all the time, or a video
+face, a small state machine calibrates the face's neutral head pose (blinks are
+judged against the eyes' own open level around them), then at a random moment
+prompts a random action, and passes the face only when the action comes within
+`timeout_s` after the prompt and did NOT happen in the `quiet_s` just before it (so a face blinking all the time, or a video
 of one, does not pass by luck). A sequence of `count` challenges must all pass.
 
 Plain arithmetic on 68-point landmarks (liveness.landmarks' layout): no image, no
@@ -235,8 +235,8 @@ class TurnDetector:
 class ActionDetector:
     """One face's landmarks, frame by frame -> the actions it completes: blinks and turns.
 
-    Calibrates itself over the face's first `calibration_s`: the neutral yaw (median), so "left" means turned left of
-    how this face sits, not of the camera's axis. A frame whose landmarks jump (a
+    Calibrates itself over the face's first `calibration_s`: the neutral yaw (median),
+    so "left" means turned left of how this face sits, not of the camera's axis. A frame whose landmarks jump (a
     detector glitch) voids any closure of the eyes under way.
     """
 

@@ -128,7 +128,6 @@ class MeshLandmarker:
         mesh_path, iris_path = model_paths if model_paths is not None else locate_model_files()
         self.mesh_model = _Model(mesh_path, {"mesh": 468 * 3})
         self.iris_model = _Model(iris_path, {"eye": 71 * 3})
-        self.model_path = mesh_path
         LOGGER.info("landmark models: %s, %s", mesh_path, iris_path)
 
     def mesh(self, frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
