@@ -4,8 +4,8 @@ A photo or a pre-recorded video cannot follow a prompt it did not know. Per trac
 face, a small state machine calibrates the face's neutral head pose (blinks are
 judged against the eyes' own open level around them), then at a random moment
 prompts a random action, and passes the face only when the action comes within
-`timeout_s` after the prompt and did NOT happen in the `quiet_s` just before it (so a face blinking all the time, or a video
-of one, does not pass by luck). A sequence of `count` challenges must all pass.
+`timeout_s` after the prompt and did NOT happen in the `quiet_s` just before it (so
+a face blinking all the time, or a video of one, does not pass by luck). A sequence of `count` challenges must all pass.
 
 Plain arithmetic on 68-point landmarks (liveness.landmarks' layout): no image, no
 model, no clock. Time is passed in (seconds, any origin), so a video file's timestamps work
