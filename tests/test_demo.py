@@ -1,6 +1,6 @@
 """Tests for liveness_demo.py: a headless run on a real video, JSON lines from the
-script, the window under a virtual X server (Xvfb), one batch per frame, Ctrl-C,
-a full disk, a silent stream, and one clear line for each kind of bad input or model."""
+script, one batch per frame, Ctrl-C, a full disk, a silent stream, and one clear line
+for each kind of bad input or model. The window: tests/test_window.py."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ import json
 import os
 import pickle
 import resource
-import select
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -24,7 +22,6 @@ import pytest
 
 import liveness_demo as demo
 from liveness import ROOT
-from liveness.annotate import LIVE_COLOUR, SPOOF_COLOUR
 from liveness.cli import UserError
 from liveness.detector import FaceDetector, crop_faces
 from liveness.errors import ModelError, OutputError, SourceError
@@ -313,133 +310,6 @@ def test_max_frames_and_no_smoothing(tmp_path, face_video):
     assert summary.faces >= 3 and summary.labels == {"fake": 0, "real": summary.faces}
     summary = demo.run(input=face_video, model=model, display=False, threshold=1.0, max_frames=2)
     assert summary.labels == {"fake": summary.faces, "real": 0}  # --threshold overrides the saved one
-
-
-# --- display detection -------------------------------------------------------------
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11 display names are a Linux matter")
-def test_display_detection_never_trusts_an_unreachable_display():
-    assert demo.display_available({}) is False
-    assert demo.display_available({"DISPLAY": ""}) is False
-    assert demo.display_available({"DISPLAY": ":4711"}) is False  # no such server
-    assert demo.display_available({"DISPLAY": "not a display"}) is False
-
-
-# --- the window, for real, on a virtual X server ----------------------------------
-def read_xwd(path: Path) -> np.ndarray:
-    """An X window dump (as Xvfb -fbdir keeps it) -> BGR image. 24/32-bit TrueColor only."""
-    data = path.read_bytes()
-    names = (
-        "header_size file_version pixmap_format pixmap_depth pixmap_width pixmap_height xoffset "
-        "byte_order bitmap_unit bitmap_bit_order bitmap_pad bits_per_pixel bytes_per_line visual_class "
-        "red_mask green_mask blue_mask bits_per_rgb colormap_entries ncolors"
-    ).split()
-    hdr = dict(zip(names, struct.unpack(">20I", data[:80])))  # the header is big-endian
-    assert hdr["file_version"] == 7 and hdr["bits_per_pixel"] == 32, hdr
-    w, h, stride = hdr["pixmap_width"], hdr["pixmap_height"], hdr["bytes_per_line"]
-    offset = hdr["header_size"] + hdr["ncolors"] * 12
-    dtype = "<u4" if hdr["byte_order"] == 0 else ">u4"  # pixels follow the server's byte order
-    rows = np.frombuffer(data, np.uint8, count=stride * h, offset=offset).reshape(h, stride)
-    px = rows[:, : w * 4].copy().view(dtype).reshape(h, w)
-    out = np.empty((h, w, 3), np.uint8)
-    for channel, mask in enumerate((hdr["blue_mask"], hdr["green_mask"], hdr["red_mask"])):
-        shift = (mask & -mask).bit_length() - 1
-        out[..., channel] = (px & mask) >> shift
-    return out
-
-
-def label_pixels(image: np.ndarray) -> int:
-    """Pixels of exactly the demo's box colours."""
-    return int(sum(np.all(image == colour, axis=2).sum() for colour in (LIVE_COLOUR, SPOOF_COLOUR)))
-
-
-@pytest.fixture(scope="session")
-def xvfb_exe() -> str:
-    """Session-scoped, so a missing Xvfb skips before the model is trained."""
-    exe = shutil.which("Xvfb")
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must test the window: install Xvfb (Debian package xvfb)")
-        pytest.skip("Xvfb is not installed (Debian: apt-get install xvfb)")
-    return exe
-
-
-@pytest.fixture
-def xvfb(xvfb_exe, tmp_path):
-    """A private virtual X server: (DISPLAY value, its framebuffer file)."""
-    exe = xvfb_exe
-    fbdir = tmp_path / "fb"
-    fbdir.mkdir()
-    read_fd, write_fd = os.pipe()
-    # -displayfd: Xvfb picks a free display number itself, so parallel runs never collide.
-    proc = subprocess.Popen(
-        [exe, "-displayfd", str(write_fd), "-screen", "0", "1280x1024x24", "-fbdir", str(fbdir), "-nolisten", "tcp"],
-        pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    try:
-        ready, _, _ = select.select([read_fd], [], [], 20)
-        number = os.read(read_fd, 64).decode().strip() if ready else ""
-        if not number.isdigit():
-            pytest.fail(f"Xvfb did not start (exit code {proc.poll()})")
-        yield f":{number}", fbdir / "Xvfb_screen0"
-    finally:
-        os.close(read_fd)
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@pytest.mark.shared_data
-def test_window_shows_the_annotated_frames(xvfb_exe, xvfb, trained_model, videos, tmp_path):
-    display, framebuffer = xvfb
-    assert demo.display_available({"DISPLAY": display}) is True
-    output = tmp_path / "shown.mp4"
-    args = [
-        sys.executable, str(DEMO), "--input", videos / "real.mp4", "--model", trained_model,
-        "--max-frames", 12, "--output", output, "--hold-last-ms", 2500,
-    ]
-    env = {**os.environ, "DISPLAY": display, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.Popen(list(map(str, args)), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    shot, deadline = None, time.monotonic() + SCRIPT_TIMEOUT
-    try:
-        # Watch the screen while the demo runs; keep the last view that shows a labelled face.
-        while proc.poll() is None and time.monotonic() < deadline:
-            screen = read_xwd(framebuffer)
-            if label_pixels(screen) > 200:
-                shot = screen
-            time.sleep(0.2)
-        stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, stderr[-3000:]
-    assert "Traceback" not in stderr
-    assert "headless" not in stderr, stderr[-2000:]  # it did decide to open the window
-    assert shot is not None, "the window never showed a labelled face"
-    cv2.imwrite(str(tmp_path / "screenshot.png"), shot)
-
-    # The screen holds the last annotated frame at 1:1 (autosize): find it there.
-    last = read_frames(output)[-1]
-    assert len(read_frames(output)) == 12
-    screen_gray = cv2.cvtColor(shot, cv2.COLOR_BGR2GRAY)
-    frame_gray = cv2.cvtColor(last, cv2.COLOR_BGR2GRAY)
-    small = cv2.resize(frame_gray, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
-    match = cv2.matchTemplate(cv2.resize(screen_gray, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA), small, cv2.TM_CCOEFF_NORMED)
-    _, best, _, (x, y) = cv2.minMaxLoc(match)
-    assert best > 0.9, best
-    # At full resolution, at the place found: the window's pixels are the frame's.
-    x, y = 4 * x, 4 * y
-    h, w = frame_gray.shape
-    best_full = max(
-        float(np.corrcoef(screen_gray[y + dy : y + dy + h, x + dx : x + dx + w].ravel(), frame_gray.ravel())[0, 1])
-        for dy in range(-3, 4) for dx in range(-3, 4)
-        if 0 <= y + dy and y + dy + h <= screen_gray.shape[0] and 0 <= x + dx and x + dx + w <= screen_gray.shape[1]
-    )
-    assert best_full > 0.95, best_full
 
 
 # --- bad input: one line, exit 2, before anything slow ----------------------------
