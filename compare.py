@@ -31,7 +31,7 @@ from liveness.cli import UserError, cli_main, ensure_writable_dir, positive_int,
 from liveness.crossval import METRICS, leave_one_group_out, loso_groups, summary
 from liveness.fileio import atomic_path, atomic_write_text, write_json
 from liveness.layouts import add_layout_options
-from liveness.lbp import CLASSIC_SETTINGS, DEFAULT_SETTINGS, PREVIOUS_SETTINGS
+from liveness.lbp import CLASSIC_SETTINGS, DEFAULT_SETTINGS, PREVIOUS_SETTINGS, SYNTHETIC_SETTINGS
 from liveness.streaming import open_dataset
 from liveness.training import TrainConfig
 
@@ -53,6 +53,7 @@ CANDIDATES = {
                   TrainConfig(scorer="cnn", lr=1e-4, batch_size=8, epochs=50, patience=50, fixed_threshold=0.5)),
         Candidate("livenessnet", "LivenessNet 32x32, Adam 1e-3, early stopping", TrainConfig(scorer="cnn")),
         Candidate("lbp", f"default: {DEFAULT_SETTINGS.describe()}", TrainConfig()),
+        Candidate("lbp-synthetic", f"for calibrated use: {SYNTHETIC_SETTINGS.describe()}", TrainConfig(lbp=SYNTHETIC_SETTINGS)),
         Candidate("lbp-previous", f"the previous default: {PREVIOUS_SETTINGS.describe()}", TrainConfig(lbp=PREVIOUS_SETTINGS)),
         Candidate("lbp-classic", f"as Boulkenafet 2015: {CLASSIC_SETTINGS.describe()}", TrainConfig(lbp=CLASSIC_SETTINGS)),
         Candidate("fusion", "mean of LivenessNet and colour-LBP scores", TrainConfig(scorer="fusion")),

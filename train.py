@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ from liveness.dataset import SPLIT_MODES, describe, split_samples
 from liveness.errors import DataError
 from liveness.fileio import atomic_write_bytes, atomic_write_text, write_json
 from liveness.layouts import add_layout_options, official_split
+from liveness.lbp import MAX_SYNTHETIC, SYNTHETIC_SETTINGS
 from liveness.model import SCORERS, check_model_target, label_encoder_bytes, write_model
 from liveness.nets import ARCHS
 from liveness.plots import plot_history
@@ -99,6 +101,7 @@ def run(
     patience: int = DEFAULTS.patience,
     seed: int = DEFAULTS.seed,
     lbp_weight: float = DEFAULTS.lbp_weight,
+    synthetic_attacks: float = DEFAULTS.lbp.synthetic,
     folds: int | None = DEFAULTS.folds,
     val_frac: float = DEFAULTS.val_frac,
     split: str = "group",
@@ -121,7 +124,7 @@ def run(
         cfg = TrainConfig(
             scorer=scorer, arch=arch, input_size=input_size, epochs=epochs, batch_size=batch_size, lr=lr, loss=loss,
             weights=weights, augment=augment, patience=patience, seed=seed, lbp_weight=lbp_weight, folds=folds,
-            val_frac=val_frac,
+            val_frac=val_frac, lbp=replace(DEFAULTS.lbp, synthetic=synthetic_attacks),
         )
     except ValueError as e:
         raise UserError(str(e)) from None
@@ -231,6 +234,11 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--patience", type=positive_int, default=d.patience, help="early-stopping patience in epochs")
     ap.add_argument("--seed", type=ranged(int, 0), default=d.seed)
     ap.add_argument("--lbp-weight", type=ranged(float, 0.0, 1.0, lo_open=True), default=d.lbp_weight, help="fusion: score = (1-w) CNN + w LBP")
+    ap.add_argument("--synthetic-attacks", type=ranged(float, 0.0, MAX_SYNTHETIC), nargs="?", default=d.lbp.synthetic,
+                    const=SYNTHETIC_SETTINGS.synthetic, metavar="W",
+                    help="colour-LBP: add a simulated screen re-capture of each live crop as an attack, weighing W x "
+                         f"its set-up's attacks (alone: {SYNTHETIC_SETTINGS.synthetic:g}); for a model you will calibrate "
+                         "with calibrate.py, worse without (README)")
     ap.add_argument("--folds", type=positive_int, default=d.folds, help="group folds whose out-of-fold scores fix the threshold (default 5 for lbp, 1 validation split for CNNs)")
     ap.add_argument("--val-frac", type=ranged(float, 0.0, 0.9, lo_open=True), default=d.val_frac, help="with one fold: the fraction of groups held out")
     ap.add_argument("--split", choices=(*SPLIT_MODES, "official"), default="group", help="the held-out test split: group (no video/subject on two sides), time, or random (the tutorial's leaky split)")
@@ -252,7 +260,7 @@ def main(opt: argparse.Namespace) -> int:
         dataset=opt.dataset, model=opt.model, le=opt.le, plot=opt.plot, scorer=opt.scorer, arch=opt.arch,
         input_size=opt.input_size, epochs=opt.epochs, batch_size=opt.batch_size, lr=opt.lr, loss=opt.loss,
         weights=opt.weights, augment=not opt.no_augment, patience=opt.patience, seed=opt.seed,
-        lbp_weight=opt.lbp_weight, folds=opt.folds, val_frac=opt.val_frac, split=opt.split,
+        lbp_weight=opt.lbp_weight, synthetic_attacks=opt.synthetic_attacks, folds=opt.folds, val_frac=opt.val_frac, split=opt.split,
         group_pattern=opt.group_pattern, classes=opt.classes, live_label=opt.live_label, test_frac=opt.test_frac,
         loso=opt.loso, padding=opt.padding, verbose=2 if opt.verbose else 0, layout=opt.layout,
         max_per_group=opt.max_per_group, workers=opt.workers, cache_dir=opt.cache_dir, cache=not opt.no_cache,

@@ -212,6 +212,9 @@ def _parallel_folds(cfg, data, groups: list[str], workers: int, verbose) -> list
     if cfg.lbp.augment:  # the augmented copies' rows too: the workers have no images to augment
         data.lbp_augmented(cfg.lbp, cfg.seed, np.arange(len(data)))
         light._lbp_aug = dict(data._lbp_aug)
+    if cfg.lbp.synthetic:  # and the simulated re-captures'
+        data.lbp_synthetic(cfg.lbp, cfg.seed, np.arange(len(data)))
+        light._lbp_syn = dict(data._lbp_syn)
     LOGGER.info("%d folds on %d worker processes", len(groups), workers)
     with ProcessPoolExecutor(workers, mp_context=pool_context(), initializer=one_thread) as pool:
         return list(pool.map(_fold, [cfg] * len(groups), [light] * len(groups), groups, [verbose] * len(groups)))

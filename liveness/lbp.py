@@ -43,7 +43,11 @@ class LBPSettings:
     adds that many randomly re-coloured, re-exposed, blurred, shrunk and re-encoded
     copies of each training crop; `balance="group"` gives every (set-up, class) cell of
     the training data the same total weight, so that one large set-up does not set the
-    boundary. Measured leave-one-set-up-out: README, "Model comparison".
+    boundary. `synthetic` adds one simulated screen re-capture of each live training crop
+    (`recapture_face`) as an attack, weighing that fraction of its set-up's attacks: it
+    sharpens the ranking on new set-ups but moves their scores, so it pays only with the
+    one-camera calibration (calibrate.py). Measured leave-one-set-up-out: README, "Model
+    comparison".
     """
 
     size: int = 80
@@ -55,6 +59,7 @@ class LBPSettings:
     area: bool = True  # resize with an area filter (INTER_AREA) instead of bilinear
     augment: int = 1  # augmented copies of each training crop (training only)
     balance: str = "group"  # "group": each (group, class) weighs the same; "class": classes only
+    synthetic: float = 0.0  # weight of simulated re-captures of live crops, as attacks (training only)
 
     def feature_kwargs(self) -> dict:
         """The keyword arguments of lbp_features_batch these settings call it with."""
@@ -69,6 +74,7 @@ class LBPSettings:
             f"{' + colour moments' if self.moments else ''}, logistic regression C={self.C:g}"
             f"{f', {self.augment} augmented copies' if self.augment else ''}"
             f"{', group-balanced' if self.balance == 'group' else ''}"
+            f"{f', synthetic re-captures weighing {self.synthetic:g}' if self.synthetic else ''}"
         )
 
 
@@ -76,14 +82,19 @@ DEFAULT_SETTINGS = LBPSettings()
 CLASSIC_SETTINGS = LBPSettings(
     size=LBP_SIZE, points=8, radii=(1, 2), channels=CHANNELS, moments=False, C=0.003, area=False, augment=0, balance="class"
 )
+# The default plus simulated re-captures (compare.py's "lbp-synthetic", train.py --synthetic-attacks):
+# for models that will be calibrated for their camera (README, "Model comparison").
+SYNTHETIC_SETTINGS = LBPSettings(synthetic=0.1)
 # The default before the leave-one-set-up-out work on all shared set-ups (compare.py's "lbp-previous").
 PREVIOUS_SETTINGS = LBPSettings(size=160, radii=(1, 4), area=False, augment=0, balance="class")
 BALANCES = ("group", "class")
 _AUGMENT_CHUNK = 32  # crops augmented at once (memory: a chunk of possibly large crops, not the dataset)
 
 # Written into every saved model; load() refuses files without it.
-_FORMAT = "liveness.lbp.LBPClassifier/3"  # /3 added "area", "augment", "balance"; /2 added "channels", "moments"
-_OLD_FORMATS = ("liveness.lbp.LBPClassifier/1", "liveness.lbp.LBPClassifier/2")
+_FORMAT = "liveness.lbp.LBPClassifier/4"  # /4 added "synthetic"; /3 "area", "augment", "balance"; /2 "channels", "moments"
+_OLD_FORMATS = ("liveness.lbp.LBPClassifier/1", "liveness.lbp.LBPClassifier/2", "liveness.lbp.LBPClassifier/3")
+_PRE_AREA_FORMATS = _OLD_FORMATS[:2]
+MAX_SYNTHETIC = 1.0
 _ARRAY_KEYS = ("scaler_mean", "scaler_scale", "coef", "intercept", "classes")
 
 
@@ -210,6 +221,33 @@ def augment_face(face_bgr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return img
 
 
+def recapture_face(face_bgr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A live crop as a phone or monitor replay of it, filmed again, might look: the
+    screen's tone curve (gamma 0.8-1.2, black raised by 0.04-0.15, white lowered by up to
+    0.1) and white point (a blue or a pink cast), half the time a soft glare spot, then
+    the capture's damage: shrunk to 35-70% and back, blurred (sigma 0.4-1), JPEG at
+    quality 50-85. At the crop's own size. (A moire grating, also tried, hurt: README.)"""
+    img = _as_bgr(face_bgr)
+    h, w = img.shape[:2]
+    x = img.astype(np.float32) / 255.0
+    black, white = rng.uniform(0.04, 0.15), rng.uniform(0.0, 0.1)
+    x = black + (1 - black - white) * np.power(x, rng.uniform(0.8, 1.2))
+    u = rng.uniform(0.05, 0.2)
+    gains = [1 + u / 2, 1 - u, 1 + 0.75 * u] if rng.random() < 0.5 else [1 + u, 1, 1 - 0.7 * u]  # BGR: pink, blue
+    x *= np.array(gains, np.float32) * 255
+    if rng.random() < 0.5:
+        cx, cy, spread, level = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.15, 0.4) * max(h, w), rng.uniform(15, 50)
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        x += (level * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * spread**2)))[..., None]
+    out = np.clip(x, 0, 255).astype(np.uint8)
+    shrink = rng.uniform(0.35, 0.70)
+    small = (max(8, round(w * shrink)), max(8, round(h * shrink)))
+    out = cv2.resize(cv2.resize(out, small, interpolation=cv2.INTER_AREA), (w, h), interpolation=cv2.INTER_LINEAR)
+    out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.4, 1.0))
+    ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.uniform(50, 86))])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else out
+
+
 def balanced_weights(labels: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
     """Sample weights, mean 1: every (group, class) cell of the data weighs the same in
     total (without groups: every class), so neither a large set-up nor the majority
@@ -244,6 +282,7 @@ class LBPClassifier:
         area: bool = DEFAULT_SETTINGS.area,
         augment: int = DEFAULT_SETTINGS.augment,
         balance: str = DEFAULT_SETTINGS.balance,
+        synthetic: float = DEFAULT_SETTINGS.synthetic,
         seed: int = 0,
     ) -> None:
         self.size, self.points, self.radii = _check_settings(size, points, radii)
@@ -267,6 +306,10 @@ class LBPClassifier:
         if balance not in BALANCES:
             raise ValueError(f"balance must be one of {', '.join(BALANCES)}, got {balance!r}")
         self.area, self.augment, self.balance = bool(area), int(augment), balance
+        if isinstance(synthetic, bool) or not isinstance(synthetic, (int, float, np.floating, np.integer)) \
+                or not 0 <= synthetic <= MAX_SYNTHETIC:
+            raise ValueError(f"synthetic must be a number in 0..{MAX_SYNTHETIC:g}, got {synthetic!r}")
+        self.synthetic = float(synthetic)
 
     @classmethod
     def from_settings(cls, settings: LBPSettings = DEFAULT_SETTINGS, *, seed: int = 0) -> LBPClassifier:
@@ -293,17 +336,31 @@ class LBPClassifier:
                 rows.append(self.features([augment_face(faces[i], rng) for i in range(start, min(n, start + _AUGMENT_CHUNK))]))
         return np.concatenate(rows) if rows else np.zeros((0, self.n_features))
 
+    def synthetic_features(self, faces: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, D) features of one simulated screen re-capture of each face (`recapture_face`),
+        from the model's seed; (0, D) when `synthetic` is 0. Pass the live faces."""
+        if not self.synthetic:
+            return np.zeros((0, self.n_features))
+        rng = np.random.default_rng([self.seed, 1])  # a stream of its own: the augmented copies keep theirs
+        rows = [self.features([recapture_face(faces[i], rng) for i in range(start, min(len(faces), start + _AUGMENT_CHUNK))])
+                for start in range(0, len(faces), _AUGMENT_CHUNK)]
+        return np.concatenate(rows) if rows else np.zeros((0, self.n_features))
+
     def fit(self, faces: Sequence[np.ndarray], labels: np.ndarray, groups: np.ndarray | None = None) -> LBPClassifier:
         """Fit on face crops; labels: 1 = live, 0 = attack; groups: the recording set-up
         of each crop (for balance="group"; without them classes are balanced)."""
-        return self.fit_features(self.features(faces), labels, groups, self.augmented_features(faces))
+        live = [faces[i] for i in np.flatnonzero(np.asarray(labels) == 1)]
+        return self.fit_features(self.features(faces), labels, groups, self.augmented_features(faces),
+                                 self.synthetic_features(live))
 
     def fit_features(
-        self, x: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None, x_aug: np.ndarray | None = None
+        self, x: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None, x_aug: np.ndarray | None = None,
+        x_syn: np.ndarray | None = None,
     ) -> LBPClassifier:
         """Fit on precomputed `features()` rows (cross-validation computes them once),
         plus `augmented_features()` rows of the same faces in x_aug (augment copies,
-        aligned as that method returns them)."""
+        aligned as that method returns them) and `synthetic_features()` rows of the live
+        faces in x_syn (one per live row of x, in order), used when `synthetic` > 0."""
         from sklearn.linear_model import LogisticRegression
 
         y = np.asarray(labels)
@@ -324,6 +381,17 @@ class LBPClassifier:
                 raise ValueError(f"x_aug must hold whole copies of the {len(x)} rows of x, got shape {x_aug.shape}")
             k = len(x_aug) // len(x)
             parts, y, w = [x, x_aug], np.tile(y, k + 1), np.tile(w, k + 1)
+        if self.synthetic and x_syn is not None and len(x_syn):
+            labels_live = np.asarray(labels) == 1
+            x_syn = np.asarray(x_syn)
+            if x_syn.shape != (int(labels_live.sum()), x.shape[1]):
+                raise ValueError(f"x_syn must hold one row per live face ({int(labels_live.sum())}), got shape {x_syn.shape}")
+            # A set-up's re-captures together weigh `synthetic` x its attacks (all copies):
+            # (set-up, class) cells weigh the same, so each takes its live source's weight.
+            copies = len(y) // len(x)
+            parts.append(x_syn)
+            y = np.concatenate([y, np.zeros(len(x_syn), y.dtype)])
+            w = np.concatenate([w, self.synthetic * copies * w[: len(x)][labels_live]])
         # One (rows, D) float64 matrix, standardised in place: memory holds the training
         # matrix once, not the rows, their concatenation and a standardised copy.
         z = np.concatenate(parts, dtype=np.float64)
@@ -368,11 +436,12 @@ class LBPClassifier:
         return {
             "size": self.size, "points": self.points, "radii": list(self.radii), "channels": list(self.channels),
             "moments": self.moments, "C": self.C, "area": self.area, "augment": self.augment,
-            "balance": self.balance, "seed": self.seed,
+            "balance": self.balance, "synthetic": self.synthetic, "seed": self.seed,
         }
 
     def settings(self) -> LBPSettings:
-        return LBPSettings(self.size, self.points, self.radii, self.channels, self.moments, self.C, self.area, self.augment, self.balance)
+        return LBPSettings(self.size, self.points, self.radii, self.channels, self.moments, self.C, self.area, self.augment,
+                           self.balance, self.synthetic)
 
     def describe(self) -> str:
         return self.settings().describe()
@@ -419,13 +488,15 @@ class LBPClassifier:
             if data["format"].shape != () or fmt not in (_FORMAT, *_OLD_FORMATS):
                 raise ValueError(f"unknown format {fmt[:60]!r}")
             params = json.loads(str(data["params"])[:10_000])
-            if isinstance(params, dict) and fmt in _OLD_FORMATS:
+            if isinstance(params, dict) and fmt in _PRE_AREA_FORMATS:
                 params.setdefault("channels", list(CHANNELS))  # /1 models used all six channels
                 params.setdefault("moments", False)  # and no colour moments
                 params.setdefault("area", False)  # /1 and /2 models: bilinear resize,
                 params.setdefault("augment", 0)  # no augmentation,
                 params.setdefault("balance", "class")  # classes balanced only
-            keys = {"size", "points", "radii", "channels", "moments", "C", "area", "augment", "balance", "seed"}
+            if isinstance(params, dict) and fmt in _OLD_FORMATS:
+                params.setdefault("synthetic", 0.0)  # before /4: no synthetic attacks
+            keys = {"size", "points", "radii", "channels", "moments", "C", "area", "augment", "balance", "synthetic", "seed"}
             if not isinstance(params, dict) or set(params) != keys:
                 raise ValueError("bad params")
             if not isinstance(params["radii"], list) or not isinstance(params["channels"], list):

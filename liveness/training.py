@@ -118,6 +118,7 @@ class FaceSet:
         self.groups = np.array([s.group for s in samples])
         self._lbp: dict[LBPSettings, np.ndarray] = {}
         self._lbp_aug: dict[tuple[LBPSettings, int], np.ndarray] = {}
+        self._lbp_syn: dict[tuple[LBPSettings, int], np.ndarray] = {}  # rows of the live images, NaN elsewhere
         self._cnn: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -140,6 +141,20 @@ class FaceSet:
         if settings.augment == 1:
             return rows(self._lbp_aug[key], idx)
         return np.concatenate([self._lbp_aug[key][k * n + np.asarray(idx)] for k in range(settings.augment)])
+
+    def lbp_synthetic(self, settings: LBPSettings, seed: int, idx: np.ndarray) -> np.ndarray | None:
+        """The simulated re-captures' features of the live images at idx, in idx order,
+        computed once for every live image of the set; None without them."""
+        if not settings.synthetic:
+            return None
+        key = (settings, seed)
+        if key not in self._lbp_syn:
+            live = np.flatnonzero(self.is_live)
+            x = np.full((len(self), LBPClassifier.from_settings(settings).n_features), np.nan)
+            x[live] = LBPClassifier.from_settings(settings, seed=seed).synthetic_features([self.faces[i] for i in live])
+            self._lbp_syn[key] = x
+        idx = np.asarray(idx)
+        return self._lbp_syn[key][idx[self.is_live[idx]]]
 
     def cnn_input(self, size: int) -> np.ndarray:
         if size not in self._cnn:
@@ -297,7 +312,8 @@ def fit_scorer(cfg: TrainConfig, data: FaceSet, idx: np.ndarray, val_idx: np.nda
     out = Fitted(cfg)
     if cfg.weight > 0:
         out.lbp = LBPClassifier.from_settings(cfg.lbp, seed=cfg.seed).fit_features(
-            rows(data.lbp_features(cfg.lbp), idx), y.astype(int), data.groups[idx], data.lbp_augmented(cfg.lbp, cfg.seed, idx)
+            rows(data.lbp_features(cfg.lbp), idx), y.astype(int), data.groups[idx], data.lbp_augmented(cfg.lbp, cfg.seed, idx),
+            data.lbp_synthetic(cfg.lbp, cfg.seed, idx),
         )
     if cfg.uses_cnn:
         x = data.cnn_input(cfg.input_size)

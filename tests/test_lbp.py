@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pathlib
 
+import cv2
 import numpy as np
 import pytest
 
@@ -13,7 +14,7 @@ from liveness import lbp_kernel
 from liveness.lbp import (  # noqa: E402
     CHANNELS, CLASSIC_SETTINGS, DEFAULT_SETTINGS, LBP_SIZE, N_MOMENTS, PREVIOUS_SETTINGS, LBPClassifier, balanced_weights,
     feature_length, lbp_features,
-    lbp_features_batch,
+    lbp_features_batch, recapture_face,
 )
 
 
@@ -509,4 +510,75 @@ def test_previous_default_models_still_load_and_score_alike(tmp_path: pathlib.Pa
     _resave(path, tmp_path / "v2.npz", format=np.array("liveness.lbp.LBPClassifier/2"), params=np.array(json.dumps(params)))
     loaded = LBPClassifier.load(tmp_path / "v2.npz")
     assert (loaded.area, loaded.augment, loaded.balance) == (False, 0, "class")
+    np.testing.assert_allclose(loaded.score_live(faces), old.score_live(faces), rtol=1e-12, atol=1e-15)
+
+
+def test_a_recapture_raises_the_black_and_softens_the_detail() -> None:
+    """What a screen and a second camera do to a live crop: the black level rises, fine
+    detail blurs; the crop keeps its size, and one seed gives one recapture."""
+    face = np.kron((np.indices((16, 16)).sum(axis=0) % 2 * 255).astype(np.uint8), np.ones((4, 4), np.uint8))
+    face = np.dstack([face] * 3)  # a 64 x 64 black-and-white checkerboard of 4 px squares
+    for seed in range(5):
+        out = recapture_face(face, np.random.default_rng(seed))
+        assert out.shape == face.shape and out.dtype == np.uint8
+        np.testing.assert_array_equal(out, recapture_face(face, np.random.default_rng(seed)))
+        dark = out[face == 0].astype(float)
+        assert np.median(dark) >= 5, seed  # the black squares are no longer black
+        detail = lambda im: cv2.Laplacian(cv2.cvtColor(im, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var()  # noqa: E731
+        assert detail(out) < 0.5 * detail(face), seed
+
+
+def test_synthetic_attacks_are_seeded_weighted_and_saved(tmp_path: pathlib.Path, monkeypatch) -> None:
+    """One re-capture per live face, labelled attack; a set-up's re-captures together weigh
+    `synthetic` times its attacks (with their augmented copies); the setting is saved."""
+    from sklearn.linear_model import LogisticRegression
+
+    faces, labels = _two_class_set(6, seed=7)
+    groups = np.array(["a", "b"] * 6)
+    live = [f for f, y in zip(faces, labels) if y == 1]
+    model = LBPClassifier(seed=3, synthetic=0.1)
+    x_syn = model.synthetic_features(live)
+    assert x_syn.shape == (len(live), model.n_features)
+    np.testing.assert_array_equal(x_syn, LBPClassifier(seed=3, synthetic=0.1).synthetic_features(live))
+    assert LBPClassifier(seed=3).synthetic_features(live).shape == (0, model.n_features)  # off: none
+
+    seen = {}
+    original = LogisticRegression.fit
+
+    def spy(self, x, y, sample_weight=None):
+        seen.update(y=np.asarray(y), w=np.asarray(sample_weight))
+        return original(self, x, y, sample_weight=sample_weight)
+
+    monkeypatch.setattr(LogisticRegression, "fit", spy)
+    fitted = LBPClassifier(seed=3, synthetic=0.1).fit(faces, labels, groups)
+    n, copies = len(faces), 2  # each face and its one augmented copy, then the re-captures
+    y, w = seen["y"], seen["w"]
+    assert len(y) == copies * n + len(live) and (y[copies * n:] == 0).all()
+    syn_groups = groups[labels == 1]
+    all_groups = np.tile(groups, copies)
+    for g in ("a", "b"):
+        attacks = w[: copies * n][(all_groups == g) & (y[: copies * n] == 0)].sum()
+        assert w[copies * n:][syn_groups == g].sum() == pytest.approx(0.1 * attacks)
+    monkeypatch.undo()
+
+    assert not np.allclose(fitted.coef_, LBPClassifier(seed=3).fit(faces, labels, groups).coef_)
+    with pytest.raises(ValueError, match="one row per live face"):
+        model.fit_features(model.features(faces), labels, None, None, x_syn[:-1])
+    fitted.save(tmp_path / "m.npz")
+    loaded = LBPClassifier.load(tmp_path / "m.npz")
+    assert loaded.synthetic == 0.1 and loaded.settings() == fitted.settings()
+    for bad in (-0.1, 1.5, True, float("nan")):
+        with pytest.raises(ValueError, match="synthetic"):
+            LBPClassifier(synthetic=bad)
+
+
+def test_models_saved_before_synthetic_attacks_load_without_them(tmp_path: pathlib.Path) -> None:
+    faces, labels = _two_class_set(8, seed=13)
+    old = LBPClassifier(seed=0).fit(faces, labels)
+    old.save(tmp_path / "v4.npz")
+    params = {k: v for k, v in old.params().items() if k != "synthetic"}
+    _resave(tmp_path / "v4.npz", tmp_path / "v3.npz", format=np.array("liveness.lbp.LBPClassifier/3"),
+            params=np.array(json.dumps(params)))
+    loaded = LBPClassifier.load(tmp_path / "v3.npz")
+    assert loaded.synthetic == 0.0 and loaded.settings() == DEFAULT_SETTINGS
     np.testing.assert_allclose(loaded.score_live(faces), old.score_live(faces), rtol=1e-12, atol=1e-15)

@@ -444,9 +444,21 @@ def test_script_exits_2_with_one_error_line(case, tmp_path):
 
 
 @pytest.mark.parametrize("flag, value", [("--padding", "nan"), ("--padding", "inf"), ("--padding", "1e308"),
-                                         ("--input-size", "0"), ("--epochs", "0"), ("--lr", "-1"), ("--test-frac", "1")])
+                                         ("--input-size", "0"), ("--epochs", "0"), ("--lr", "-1"), ("--test-frac", "1"),
+                                         ("--synthetic-attacks", "2"), ("--synthetic-attacks", "-0.1")])
 def test_numeric_flags_are_range_checked(flag, value, capsys):
     with pytest.raises(SystemExit) as e:
         train.parse_opt(["--dataset", "d", flag, value])
     assert e.value.code == 2
     assert flag in capsys.readouterr().err
+
+
+def test_synthetic_attacks_reach_the_saved_model(tiny_dataset, tmp_path):
+    from liveness.lbp import SYNTHETIC_SETTINGS, LBPClassifier
+
+    assert train.parse_opt(["--dataset", "d"]).synthetic_attacks == 0
+    assert train.parse_opt(["--dataset", "d", "--synthetic-attacks"]).synthetic_attacks == SYNTHETIC_SETTINGS.synthetic
+    manifest, log = _train(tiny_dataset, tmp_path, synthetic_attacks=0.25)
+    assert manifest["config"]["lbp"]["synthetic"] == 0.25
+    assert any("synthetic re-captures weighing 0.25" in line for line in log), log
+    assert LBPClassifier.load(tmp_path / "liveness" / "lbp.npz").synthetic == 0.25
