@@ -336,22 +336,23 @@ class LBPClassifier:
                 rows.append(self.features([augment_face(faces[i], rng) for i in range(start, min(n, start + _AUGMENT_CHUNK))]))
         return np.concatenate(rows) if rows else np.zeros((0, self.n_features))
 
-    def synthetic_features(self, faces: Sequence[np.ndarray]) -> np.ndarray:
-        """(N, D) features of one simulated screen re-capture of each face (`recapture_face`),
-        from the model's seed; (0, D) when `synthetic` is 0. Pass the live faces."""
-        if not self.synthetic:
+    def synthetic_features(self, faces: Sequence[np.ndarray], idx: Sequence[int] | None = None) -> np.ndarray:
+        """(N, D) features of one simulated screen re-capture of each of faces[idx] (default:
+        every face; pass the live ones), from the model's seed; (0, D) when `synthetic` is 0.
+        Faces are read a chunk at a time, so `faces` may read them lazily."""
+        order = list(range(len(faces))) if idx is None else [int(i) for i in idx]
+        if not self.synthetic or not order:
             return np.zeros((0, self.n_features))
         rng = np.random.default_rng([self.seed, 1])  # a stream of its own: the augmented copies keep theirs
-        rows = [self.features([recapture_face(faces[i], rng) for i in range(start, min(len(faces), start + _AUGMENT_CHUNK))])
-                for start in range(0, len(faces), _AUGMENT_CHUNK)]
-        return np.concatenate(rows) if rows else np.zeros((0, self.n_features))
+        rows = [self.features([recapture_face(faces[i], rng) for i in order[start:start + _AUGMENT_CHUNK]])
+                for start in range(0, len(order), _AUGMENT_CHUNK)]
+        return np.concatenate(rows)
 
     def fit(self, faces: Sequence[np.ndarray], labels: np.ndarray, groups: np.ndarray | None = None) -> LBPClassifier:
         """Fit on face crops; labels: 1 = live, 0 = attack; groups: the recording set-up
         of each crop (for balance="group"; without them classes are balanced)."""
-        live = [faces[i] for i in np.flatnonzero(np.asarray(labels) == 1)]
         return self.fit_features(self.features(faces), labels, groups, self.augmented_features(faces),
-                                 self.synthetic_features(live))
+                                 self.synthetic_features(faces, np.flatnonzero(np.asarray(labels) == 1)))
 
     def fit_features(
         self, x: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None, x_aug: np.ndarray | None = None,

@@ -151,7 +151,7 @@ class FaceSet:
         if key not in self._lbp_syn:
             live = np.flatnonzero(self.is_live)
             x = np.full((len(self), LBPClassifier.from_settings(settings).n_features), np.nan)
-            x[live] = LBPClassifier.from_settings(settings, seed=seed).synthetic_features([self.faces[i] for i in live])
+            x[live] = LBPClassifier.from_settings(settings, seed=seed).synthetic_features(self.faces, live)
             self._lbp_syn[key] = x
         idx = np.asarray(idx)
         return self._lbp_syn[key][idx[self.is_live[idx]]]
