@@ -90,14 +90,15 @@ def table_row(c: Candidate, folds: list[dict], ms: float) -> dict:
     return row
 
 
-def nested_choice(folds: dict[str, list[dict]]) -> tuple[list[dict], str]:
+def nested_choice(folds: dict[str, list[dict]], criterion: str = "inner_acer") -> tuple[list[dict], str]:
     """The honest figure for choosing among the candidates: for each held-out subject,
     the candidate that did best on the TRAINING subjects alone (mean ACER of their
-    out-of-fold scores), and that candidate's result on the held-out subject."""
+    out-of-fold scores; with criterion "inner_cal_acer", after each one's calibration),
+    and that candidate's result on the held-out subject."""
     names = list(folds)
     out, picked = [], {}
     for i in range(len(folds[names[0]])):
-        inner = {n: folds[n][i].get("inner_acer") for n in names}
+        inner = {n: folds[n][i].get(criterion) for n in names}
         best = min(names, key=lambda n: (math.inf if inner[n] is None else inner[n], names.index(n)))
         out.append({**folds[best][i], "picked": best})
         picked[best] = picked.get(best, 0) + 1
@@ -184,10 +185,13 @@ def run(
         folds[name] = fold_rows
         LOGGER.info("config %s: mean ACER %.1f%% over %d folds (%.0f s)", name, 100 * rows[-1]["acer_mean"], len(fold_rows), time.perf_counter() - t0)
     if len(configs) > 1:
-        nested, picks = nested_choice(folds)
-        rows.append(table_row(Candidate("nested", f"per held-out subject, the candidate whose training subjects' "
-                                        f"out-of-fold ACER was lowest (picked: {picks})", TrainConfig()), nested, math.nan))
-        folds["nested"] = nested
+        candidates = dict(folds)
+        for name, criterion, what in (("nested", "inner_acer", "ACER"),
+                                      ("nested (calibrated)", "inner_cal_acer", "calibrated ACER")):
+            nested, picks = nested_choice(candidates, criterion)
+            rows.append(table_row(Candidate(name, f"per held-out subject, the candidate whose training subjects' "
+                                            f"out-of-fold {what} was lowest (picked: {picks})", TrainConfig()), nested, math.nan))
+            folds[name] = nested
     table = markdown_table(rows)
     print(table)
     header = list(rows[0])

@@ -135,6 +135,15 @@ def fold_row(group: str, is_live: np.ndarray, scores: np.ndarray, threshold: flo
     }
 
 
+def frame_positions(samples: list) -> np.ndarray:
+    """Each sample's place in frame order (by source video, then frame): the order in
+    which a camera would have filmed them, for the one-camera calibration."""
+    order = sorted(range(len(samples)), key=lambda k: (str(samples[k].source), samples[k].frame))
+    position = np.empty(len(samples), int)
+    position[np.array(order, int)] = np.arange(len(samples))
+    return position
+
+
 def calibrated_row(is_live: np.ndarray, scores: np.ndarray, order: np.ndarray, offset: float | None) -> dict:
     """The one-camera calibration, as a user would run it: the threshold from the first
     CALIBRATION_SHARE of the held-out group's live images (in frame order) alone, then
@@ -191,11 +200,9 @@ def _fold(cfg, data, group: str, verbose) -> tuple[dict, object]:
     scores = proc.fitted.score(data, test)
     row = fold_row(group, data.is_live[test], scores, proc.threshold, [data.samples[j].source for j in test])
     # The held-out group's images in frame order, for its one-camera calibration.
-    order = sorted(range(len(test)), key=lambda k: (str(data.samples[test[k]].source), data.samples[test[k]].frame))
-    position = np.empty(len(test), int)
-    position[np.array(order, int)] = np.arange(len(test))
+    position = frame_positions([data.samples[j] for j in test])
     row.update(calibrated_row(data.is_live[test], scores, position, proc.live_offset))
-    row["inner_acer"] = proc.inner_acer
+    row["inner_acer"], row["inner_cal_acer"] = proc.inner_acer, proc.inner_cal_acer
     return row, proc
 
 

@@ -346,6 +346,7 @@ class Procedure:
     folds_how: str = ""
     live_offset: float | None = None  # for one-camera calibration (liveness/calibration.py)
     inner_acer: float | None = None  # mean ACER of the held-out groups' out-of-fold scores: for nested model choice
+    inner_cal_acer: float | None = None  # the same after each group's one-camera calibration: for calibrated use
 
 
 def fit_with_threshold(cfg: TrainConfig, data: FaceSet, idx: np.ndarray, *, checkpoint: Path | None = None,
@@ -373,13 +374,37 @@ def fit_with_threshold(cfg: TrainConfig, data: FaceSet, idx: np.ndarray, *, chec
     except ValueError:  # no held-out group with both classes (time blocks): no calibration offset
         offset = None
     inner = _mean_group_acer(data.is_live[idx][held], oof[held], data.groups[idx][held], threshold)
+    inner_cal = _mean_group_cal_acer(data, idx[held], oof[held], threshold)
     if not refit:
-        return Procedure(Fitted(cfg), threshold, source, oof, how, offset, inner)
+        return Procedure(Fitted(cfg), threshold, source, oof, how, offset, inner, inner_cal)
     final_epochs = int(np.median(epochs)) if epochs else None  # no validation data left to stop on
     if cfg.uses_cnn and final_epochs is not None:
         LOGGER.info("refitting on all %d images for %d epochs (the folds' median best)", len(idx), final_epochs)
     fitted = fit_scorer(cfg, data, idx, None, epochs=final_epochs, checkpoint=checkpoint, verbose=verbose)
-    return Procedure(fitted, threshold, source, oof, how, offset, inner)
+    return Procedure(fitted, threshold, source, oof, how, offset, inner, inner_cal)
+
+
+def _mean_group_cal_acer(data: FaceSet, idx: np.ndarray, scores: np.ndarray, threshold: float) -> float | None:
+    """Mean calibrated ACER over the groups holding both classes, each calibrated as a user's
+    camera is (its first live images set the threshold) with the offset of the other groups:
+    the criterion for choosing a model that will be calibrated (compare.py's calibrated nested row)."""
+    from liveness.calibration import live_offset
+    from liveness.crossval import calibrated_row, frame_positions
+
+    live, groups = data.is_live[idx], data.groups[idx]
+    values = []
+    for g in np.unique(groups):
+        m = groups == g
+        if live[m].all() or not live[m].any():
+            continue
+        try:
+            offset = live_offset(live[~m], scores[~m], groups[~m], threshold)
+        except ValueError:  # no other group holds both classes
+            continue
+        cal = calibrated_row(live[m], scores[m], frame_positions([data.samples[i] for i in idx[m]]), offset)["cal_acer"]
+        if not math.isnan(cal):
+            values.append(cal)
+    return float(np.mean(values)) if values else None
 
 
 def _mean_group_acer(is_live: np.ndarray, scores: np.ndarray, groups: np.ndarray, threshold: float) -> float | None:

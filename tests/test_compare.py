@@ -65,11 +65,11 @@ def test_compare_runs_end_to_end_on_a_tiny_fold_set(tmp_path):
         dataset=[data], configs=["tutorial", "lbp", "lbp-classic"],
         output=out, epochs=1, max_folds=2, timing_repeats=5,
     )
-    assert [r["config"] for r in rows] == ["tutorial", "lbp", "lbp-classic", "nested"]
+    assert [r["config"] for r in rows] == ["tutorial", "lbp", "lbp-classic", "nested", "nested (calibrated)"]
     for r in rows:
         assert r["folds"] == 2
         assert 0.0 <= r["acer_mean"] <= 1.0
-        assert r["ms_per_face"] > 0 or r["config"] == "nested"  # nested is a choice, not a model to time
+        assert r["ms_per_face"] > 0 or r["config"].startswith("nested")  # a choice, not a model to time
     by_name = {r["config"]: r for r in rows}
     # The LBP model separates these textures on unseen subjects.
     assert by_name["lbp"]["auc_mean"] > 0.9
@@ -79,11 +79,14 @@ def test_compare_runs_end_to_end_on_a_tiny_fold_set(tmp_path):
         assert len(list(csv.DictReader(fh))) == len(rows)
     payload = json.loads((tmp_path / "cmp.json").read_text())
     assert set(payload["folds"]) >= {"tutorial", "lbp", "nested"}
-    # nested: per held-out subject, the candidate best on the training subjects alone
-    for i, fold in enumerate(payload["folds"]["nested"]):
-        inner = {n: payload["folds"][n][i]["inner_acer"] for n in ("tutorial", "lbp", "lbp-classic")}
-        assert inner[fold["picked"]] == min(v for v in inner.values() if v is not None)
-        assert fold["acer"] == payload["folds"][fold["picked"]][i]["acer"]
+    # nested: per held-out subject, the candidate best on the training subjects alone (plain,
+    # or after calibrating each training subject with the others' offset)
+    for name, criterion in (("nested", "inner_acer"), ("nested (calibrated)", "inner_cal_acer")):
+        for i, fold in enumerate(payload["folds"][name]):
+            inner = {n: payload["folds"][n][i][criterion] for n in ("tutorial", "lbp", "lbp-classic")}
+            assert any(v is not None for v in inner.values()), inner
+            assert inner[fold["picked"]] == min(v for v in inner.values() if v is not None)
+            np.testing.assert_equal(fold["cal_acer"], payload["folds"][fold["picked"]][i]["cal_acer"])
     assert all(f["threshold"] == 0.5 for f in payload["folds"]["tutorial"])  # the tutorial keeps 0.5
     assert (tmp_path / "cmp.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
