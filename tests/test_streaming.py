@@ -168,14 +168,19 @@ def test_multiworker_trains_and_saves_on_two_local_workers(tmp_path):
     assert chief["replicas"] == 2 and chief["accuracy"] >= 0.9  # the plain run's quality (see above)
 
 
-def test_parallel_folds_equal_serial_folds(tmp_path):
+@pytest.mark.parametrize("synthetic", [0.0, 0.1])
+def test_parallel_folds_equal_serial_folds(tmp_path, synthetic):
+    """Worker processes get the features (and the augmented copies' and re-captures'),
+    never the images, and score every fold as the serial run does."""
+    from dataclasses import replace
+
     from liveness.crossval import leave_one_group_out
     from liveness.streaming import load_streaming_faceset
     from liveness.training import TrainConfig
 
     samples = _samples(tmp_path, 18)
     data = load_streaming_faceset(samples, "real", settings=SMALL, workers=1, cache_dir=None, progress=False)
-    cfg = TrainConfig(lbp=SMALL, folds=2)
+    cfg = TrainConfig(lbp=replace(SMALL, synthetic=synthetic), folds=2)
     serial, _ = leave_one_group_out(cfg, data, workers=1)
     parallel, last = leave_one_group_out(cfg, data, workers=2)
     assert [r["group"] for r in parallel] == [r["group"] for r in serial]
@@ -183,3 +188,4 @@ def test_parallel_folds_equal_serial_folds(tmp_path):
         for k in ("threshold", "apcer", "bpcer", "auc"):
             assert a[k] == pytest.approx(b[k], abs=1e-9, nan_ok=True)
     assert last.fitted.lbp is not None  # the last fold's scorer comes back (compare.py times it)
+    assert last.fitted.lbp.synthetic == synthetic
