@@ -215,7 +215,7 @@ def _parallel_folds(cfg, data, groups: list[str], workers: int, verbose) -> list
     from liveness.training import FaceSet
 
     light = FaceSet([], data.samples, data.live_label)
-    light._lbp[cfg.lbp] = data.lbp_features(cfg.lbp)
+    light._lbp[cfg.lbp.feature_key()] = data.lbp_features(cfg.lbp)
     if cfg.lbp.augment:  # the augmented copies' rows too: the workers have no images to augment
         data.lbp_augmented(cfg.lbp, cfg.seed, np.arange(len(data)))
         light._lbp_aug = dict(data._lbp_aug)

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,8 @@ SHARD_ROWS = 1024  # feature rows per cache file: few files, little work lost to
 
 
 def settings_key(settings: LBPSettings) -> str:
-    return hashlib.sha1(json.dumps(asdict(settings), sort_keys=True).encode()).hexdigest()[:16]
+    """Names the cache folder: the feature settings only, so settings that differ in training alone share it."""
+    return hashlib.sha1(json.dumps(settings.feature_kwargs(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def file_key(s: Sample) -> str:

@@ -45,9 +45,9 @@ class LBPSettings:
     the training data the same total weight, so that one large set-up does not set the
     boundary. `synthetic` adds one simulated screen re-capture of each live training crop
     (`recapture_face`) as an attack, weighing that fraction of its set-up's attacks: it
-    sharpens the ranking on new set-ups but moves their scores, so it pays only with the
-    one-camera calibration (calibrate.py). Measured leave-one-set-up-out: README, "Model
-    comparison".
+    sharpens the ranking on new set-ups but moves their scores: worse uncalibrated, and with
+    the one-camera calibration (calibrate.py) better on the worst set-up only, so it is off
+    by default. Measured leave-one-set-up-out: README, "Model comparison".
     """
 
     size: int = 80
@@ -66,6 +66,11 @@ class LBPSettings:
         return {"size": self.size, "points": self.points, "radii": self.radii, "channels": self.channels,
                 "moments": self.moments, "area": self.area}
 
+    def feature_key(self) -> tuple:
+        """Equal for any two settings whose features are equal (training-only fields left
+        out): the key under which features are cached, so candidates share them."""
+        return tuple(sorted(self.feature_kwargs().items()))
+
     def describe(self) -> str:
         """One line for logs and reports, e.g. '4-point uniform LBP, radii 1/4, H S Y Cr Cb, 160x160 ...'."""
         return (
@@ -83,7 +88,7 @@ CLASSIC_SETTINGS = LBPSettings(
     size=LBP_SIZE, points=8, radii=(1, 2), channels=CHANNELS, moments=False, C=0.003, area=False, augment=0, balance="class"
 )
 # The default plus simulated re-captures (compare.py's "lbp-synthetic", train.py --synthetic-attacks):
-# for models that will be calibrated for their camera (README, "Model comparison").
+# a candidate for models that will be calibrated for their camera (README, "Model comparison").
 SYNTHETIC_SETTINGS = LBPSettings(synthetic=0.1)
 # The default before the leave-one-set-up-out work on all shared set-ups (compare.py's "lbp-previous").
 PREVIOUS_SETTINGS = LBPSettings(size=160, radii=(1, 4), area=False, augment=0, balance="class")

@@ -102,13 +102,14 @@ class StreamingFaceSet(FaceSet):
         self.progress = progress
 
     def lbp_features(self, settings: LBPSettings) -> np.ndarray:
-        if settings not in self._lbp:
+        key = settings.feature_key()
+        if key not in self._lbp:
             x, ok = lbp_features_streamed(self.samples, settings, workers=self.workers, cache_dir=self.cache_dir,
                                           progress=self.progress)
             if not ok.all():
                 raise DataError(f"{int((~ok).sum())} image(s) became unreadable after the dataset was checked")
-            self._lbp[settings] = x
-        return self._lbp[settings]
+            self._lbp[key] = x
+        return self._lbp[key]
 
     def cnn_input(self, size: int) -> LazyCrops:
         return LazyCrops(self.samples, size)
@@ -127,7 +128,7 @@ def load_streaming_faceset(
             raise DataError("no readable images left in the dataset")
         check_classes(samples, live_label, min_per_class=min_per_class)
         data = StreamingFaceSet(samples, live_label, workers=workers, cache_dir=cache_dir, progress=progress)
-        data._lbp[settings] = x[ok]
+        data._lbp[settings.feature_key()] = x[ok]
     else:
         data = StreamingFaceSet(samples, live_label, workers=workers, cache_dir=cache_dir, progress=progress)
     LOGGER.info("dataset: %s", describe(samples))

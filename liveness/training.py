@@ -116,7 +116,7 @@ class FaceSet:
         self.live_label = live_label
         self.is_live = np.array([s.label == live_label for s in samples], dtype=bool)
         self.groups = np.array([s.group for s in samples])
-        self._lbp: dict[LBPSettings, np.ndarray] = {}
+        self._lbp: dict[tuple, np.ndarray] = {}  # by LBPSettings.feature_key()
         self._lbp_aug: dict[tuple[LBPSettings, int], np.ndarray] = {}
         self._lbp_syn: dict[tuple[LBPSettings, int], np.ndarray] = {}  # rows of the live images, NaN elsewhere
         self._cnn: dict[int, np.ndarray] = {}
@@ -125,9 +125,10 @@ class FaceSet:
         return len(self.samples)
 
     def lbp_features(self, settings: LBPSettings) -> np.ndarray:
-        if settings not in self._lbp:
-            self._lbp[settings] = LBPClassifier.from_settings(settings).features(self.faces)
-        return self._lbp[settings]
+        key = settings.feature_key()
+        if key not in self._lbp:
+            self._lbp[key] = LBPClassifier.from_settings(settings).features(self.faces)
+        return self._lbp[key]
 
     def lbp_augmented(self, settings: LBPSettings, seed: int, idx: np.ndarray) -> np.ndarray | None:
         """The augmented copies' features of the images at idx (copy k of image i in row

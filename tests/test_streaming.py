@@ -189,3 +189,19 @@ def test_parallel_folds_equal_serial_folds(tmp_path, synthetic):
             assert a[k] == pytest.approx(b[k], abs=1e-9, nan_ok=True)
     assert last.fitted.lbp is not None  # the last fold's scorer comes back (compare.py times it)
     assert last.fitted.lbp.synthetic == synthetic
+
+
+def test_settings_that_differ_in_training_only_share_their_features(tmp_path):
+    """compare.py's candidates that differ only in how they are trained (C, augmented copies,
+    re-captures, balance) compute each image's features once, in memory and on disk."""
+    from dataclasses import replace
+
+    from liveness.featcache import settings_key
+    from liveness.training import FaceSet
+
+    trained_otherwise = replace(SMALL, C=0.5, augment=0, synthetic=0.2, balance="class")
+    assert settings_key(trained_otherwise) == settings_key(SMALL)
+    assert settings_key(replace(SMALL, radii=(1, 2))) != settings_key(SMALL)
+    faces = [np.full((40, 40, 3), v, np.uint8) for v in (10, 200)]
+    data = FaceSet(faces, _samples(tmp_path, 2)[:2], "real")
+    assert data.lbp_features(trained_otherwise) is data.lbp_features(SMALL)
