@@ -23,6 +23,15 @@ MAX_POINTS = 16
 LBP_SIZE = 64  # lbp_features' default: crops are resized to LBP_SIZE x LBP_SIZE first
 
 
+MAX_SYNTHETIC = 1.0  # re-captures never weigh more than the set-up's real attacks
+
+
+def _check_synthetic(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not 0 <= value <= MAX_SYNTHETIC:
+        raise ValueError(f"synthetic must be a number in 0..{MAX_SYNTHETIC:g}, got {value!r}")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class LBPSettings:
     """What LBPClassifier computes from a crop, and its regularisation.
@@ -60,6 +69,9 @@ class LBPSettings:
     augment: int = 1  # augmented copies of each training crop (training only)
     balance: str = "group"  # "group": each (group, class) weighs the same; "class": classes only
     synthetic: float = 0.0  # weight of simulated re-captures of live crops, as attacks (training only)
+
+    def __post_init__(self) -> None:
+        _check_synthetic(self.synthetic)  # a bad weight fails here, not deep in training
 
     def feature_kwargs(self) -> dict:
         """The keyword arguments of lbp_features_batch these settings call it with."""
@@ -99,7 +111,6 @@ _AUGMENT_CHUNK = 32  # crops augmented at once (memory: a chunk of possibly larg
 _FORMAT = "liveness.lbp.LBPClassifier/4"  # /4 added "synthetic"; /3 "area", "augment", "balance"; /2 "channels", "moments"
 _OLD_FORMATS = ("liveness.lbp.LBPClassifier/1", "liveness.lbp.LBPClassifier/2", "liveness.lbp.LBPClassifier/3")
 _PRE_AREA_FORMATS = _OLD_FORMATS[:2]
-MAX_SYNTHETIC = 1.0
 _ARRAY_KEYS = ("scaler_mean", "scaler_scale", "coef", "intercept", "classes")
 
 
@@ -311,10 +322,7 @@ class LBPClassifier:
         if balance not in BALANCES:
             raise ValueError(f"balance must be one of {', '.join(BALANCES)}, got {balance!r}")
         self.area, self.augment, self.balance = bool(area), int(augment), balance
-        if isinstance(synthetic, bool) or not isinstance(synthetic, (int, float, np.floating, np.integer)) \
-                or not 0 <= synthetic <= MAX_SYNTHETIC:
-            raise ValueError(f"synthetic must be a number in 0..{MAX_SYNTHETIC:g}, got {synthetic!r}")
-        self.synthetic = float(synthetic)
+        self.synthetic = _check_synthetic(synthetic)
 
     @classmethod
     def from_settings(cls, settings: LBPSettings = DEFAULT_SETTINGS, *, seed: int = 0) -> LBPClassifier:

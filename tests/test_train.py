@@ -462,3 +462,6 @@ def test_synthetic_attacks_reach_the_saved_model(tiny_dataset, tmp_path):
     assert manifest["config"]["lbp"]["synthetic"] == 0.25
     assert any("synthetic re-captures weighing 0.25" in line for line in log), log
     assert LBPClassifier.load(tmp_path / "liveness" / "lbp.npz").synthetic == 0.25
+    with pytest.raises(LivenessError, match="synthetic must be a number in 0..1"):
+        train.run(dataset=[tiny_dataset], **outputs(tmp_path / "bad"), synthetic_attacks=5)
+    assert not (tmp_path / "bad").exists()
