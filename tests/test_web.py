@@ -489,7 +489,7 @@ def test_script_serves_the_model_until_interrupted(lbp_model, frame_jpeg):
     import subprocess
     import sys
 
-    import httpx2 as httpx  # the successor Starlette's TestClient uses; same API
+    import httpx
 
     from liveness import ROOT
 
