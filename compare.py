@@ -130,8 +130,10 @@ def plot_bars(rows: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(1.4 * len(rows) + 2, 4))
     pos = np.arange(len(rows))
-    for i, (k, label) in enumerate((("acer", "ACER"), ("apcer", "APCER"), ("bpcer", "BPCER"))):
-        ax.bar(pos + (i - 1) * 0.27, [100 * r[f"{k}_mean"] for r in rows], 0.27,
+    bars = (("acer", "ACER"), ("apcer", "APCER"), ("bpcer", "BPCER"), ("cal_acer", "ACER, calibrated per camera"))
+    width = 0.8 / len(bars)
+    for i, (k, label) in enumerate(bars):
+        ax.bar(pos + (i - (len(bars) - 1) / 2) * width, [100 * r[f"{k}_mean"] for r in rows], width,
                yerr=[100 * r[f"{k}_std"] for r in rows], capsize=3, label=label)
     ax.set_xticks(pos, [r["config"] for r in rows], rotation=20)
     ax.set_ylabel("% (mean ± std over held-out subjects)")
