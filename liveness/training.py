@@ -76,6 +76,8 @@ class TrainConfig:
             raise ValueError(f"a fusion's LBP weight must lie between 0 and 1, got {self.lbp_weight}")
         if self.folds is not None and self.folds < 1:
             raise ValueError(f"folds must be 1 or more, got {self.folds}")
+        if self.scorer == "cnn" and self.lbp.synthetic:
+            raise ValueError("synthetic re-captures train the colour-LBP scorer (lbp or fusion), not a CNN alone")
 
     def n_folds(self, n_groups: int) -> int:
         k = self.folds or DEFAULT_FOLDS[self.scorer]

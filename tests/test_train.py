@@ -465,3 +465,5 @@ def test_synthetic_attacks_reach_the_saved_model(tiny_dataset, tmp_path):
     with pytest.raises(LivenessError, match="synthetic must be a number in 0..1"):
         train.run(dataset=[tiny_dataset], **outputs(tmp_path / "bad"), synthetic_attacks=5)
     assert not (tmp_path / "bad").exists()
+    with pytest.raises(LivenessError, match="colour-LBP scorer"):
+        train.run(dataset=[tiny_dataset], **outputs(tmp_path / "bad"), scorer="cnn", synthetic_attacks=0.1)
