@@ -39,8 +39,8 @@ from liveness.challenge import (DEFAULT_COUNT, DEFAULT_SETTINGS, KINDS, PASSED, 
                                 ActionDetector, FaceChallenge)
 from liveness.cli import cli_main, ensure_parent_dir, ensure_writable_dir, positive_int, setup_logging  # noqa: E402
 from liveness.errors import DataError  # noqa: E402
-from liveness.fileio import atomic_write_text  # noqa: E402
-from liveness.sources import iter_frames, list_videos  # noqa: E402
+from liveness.fileio import atomic_path, atomic_write_text  # noqa: E402
+from liveness.sources import list_videos  # noqa: E402
 
 LOGGER = logging.getLogger("liveness")
 DEFAULT_CACHE = Path("/tmp") / "replay_prompts"
@@ -68,24 +68,18 @@ def find_videos(root: Path) -> list[Path]:
 
 def video_landmarks(video: Path, cache: Path, detector, landmarker) -> tuple[np.ndarray, float]:
     """((n, 68, 2) landmarks of the most confident face per frame, NaN without one; fps), cached."""
-    import cv2
+    from liveness.blinkeval import face_landmarks
+    from liveness.landmarks import N_POINTS
 
     path = Path(cache) / (str(video).strip("/").replace("/", "_") + ".npz")
     if path.is_file():
         with np.load(path) as z:
             return z["marks"], float(z["fps"])
-    cap = cv2.VideoCapture(str(video))
-    fps, marks = cap.get(cv2.CAP_PROP_FPS) or 30.0, []
-    try:
-        for _, frame in iter_frames(cap):
-            faces = detector.detect(frame)
-            marks.append(landmarker.landmarks(frame, faces[0].box) if faces else np.full((68, 2), np.nan))
-    finally:
-        cap.release()
-    marks = np.array(marks, dtype=np.float64).reshape(-1, 68, 2)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, marks=marks, fps=np.float64(fps))
-    tmp.replace(path)  # atomic: a killed run leaves no half cache
+    fps, seq = face_landmarks(video, detector, landmarker)
+    missing = np.full((N_POINTS, 2), np.nan)
+    marks = np.array([missing if m is None else m for _, m in seq], dtype=np.float64).reshape(-1, N_POINTS, 2)
+    with atomic_path(path) as tmp:  # a killed run leaves no half cache
+        np.savez(tmp, marks=marks, fps=np.float64(fps))
     return marks, fps
 
 

