@@ -4,6 +4,7 @@ Usage:
     python compare.py --dataset dataset --dataset ../shared/data/crops --group-pattern 'subject\\d+'
     python compare.py --dataset dataset --group-pattern 'subject\\d+' --configs livenessnet lbp fusion
     python compare.py ... --quick          # 2 epochs, 2 folds: checks the machinery only
+    python compare.py ... --resume         # after Ctrl-C or a crash: reuse the folds already finished
 
 Every configuration runs the same training procedure as train.py (liveness/training.py)
 on the same folds: for each subject holding both classes, train on the other subjects
@@ -11,7 +12,8 @@ with the threshold at the EER point of their out-of-fold scores (the tutorial re
 keeps its 0.5), and test on the held-out subject (liveness/crossval.py). Per
 configuration: mean, spread and worst of ACER, APCER, BPCER, ROC AUC and EER,
 video-level accuracy, and the time per face on this CPU as the demo runs it.
-Writes <output>.md, <output>.csv, <output>.json and <output>.png.
+Writes <output>.md, <output>.csv, <output>.json and <output>.png, and each finished fold
+to <output>_folds/ (read back with --resume; liveness.crossval.FoldStore).
 """
 
 from __future__ import annotations
@@ -28,12 +30,12 @@ import numpy as np
 
 from liveness import LIVE_LABEL, OUTPUT
 from liveness.cli import UserError, cli_main, ensure_writable_dir, positive_int, setup_logging
-from liveness.crossval import METRICS, leave_one_group_out, loso_groups, summary
+from liveness.crossval import METRICS, FoldStore, leave_one_group_out, loso_groups, summary
 from liveness.fileio import atomic_path, atomic_write_text, write_json
 from liveness.layouts import add_layout_options
 from liveness.lbp import CLASSIC_SETTINGS, DEFAULT_SETTINGS, PREVIOUS_SETTINGS, SYNTHETIC_SETTINGS
 from liveness.streaming import open_dataset
-from liveness.training import TrainConfig
+from liveness.training import TrainConfig, fit_scorer
 
 LOGGER = logging.getLogger("liveness")
 DEFAULT_OUTPUT = OUTPUT / "compare"
@@ -162,6 +164,7 @@ def run(
     workers: int | None = None,
     cache_dir: str | Path | None = None,
     cache: bool = True,
+    resume: bool = False,
 ) -> list[dict]:
     unknown = [c for c in configs if c not in CANDIDATES]
     if unknown:
@@ -180,8 +183,13 @@ def run(
         cfg = replace(c.cfg, seed=seed, epochs=min(c.cfg.epochs, epochs) if epochs else c.cfg.epochs)
         LOGGER.info("config %s: %s", name, c.description)
         t0 = time.perf_counter()
-        fold_rows, last = leave_one_group_out(cfg, data, groups=groups)
-        model = last.fitted.as_model(last.threshold, labels, live_label)
+        store = FoldStore(Path(f"{prefix}_folds"), name, cfg, data.samples, reuse=resume)
+        fold_rows, last = leave_one_group_out(cfg, data, groups=groups, store=store)
+        if last is None:  # every fold read back: time a stand-in (the time depends on the architecture, not the weights)
+            fitted = fit_scorer(cfg, data, np.arange(len(data)), epochs=1)
+            model = fitted.as_model(0.5, labels, live_label)
+        else:
+            model = last.fitted.as_model(last.threshold, labels, live_label)
         ms = time_per_face(model, data.faces[0], timing_repeats)
         rows.append(table_row(c, fold_rows, ms))
         folds[name] = fold_rows
@@ -223,6 +231,8 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--epochs", type=positive_int, default=None, help="cap every CNN's epochs")
     ap.add_argument("--max-folds", type=positive_int, default=None, help="only the first N folds")
     ap.add_argument("--quick", action="store_true", help="2 epochs, 2 folds: checks that it all runs")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse the folds a stopped run of the same configs on the same data finished (<output>_folds/)")
     add_layout_options(ap)
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
@@ -234,7 +244,7 @@ def main(opt: argparse.Namespace) -> int:
         dataset=opt.dataset, group_pattern=opt.group_pattern, configs=opt.configs, output=opt.output,
         classes=opt.classes, seed=opt.seed, epochs=2 if opt.quick else opt.epochs,
         max_folds=2 if opt.quick else opt.max_folds, layout=opt.layout, max_per_group=opt.max_per_group,
-        workers=opt.workers, cache_dir=opt.cache_dir, cache=not opt.no_cache,
+        workers=opt.workers, cache_dir=opt.cache_dir, cache=not opt.no_cache, resume=opt.resume,
     )
     return 0
 

@@ -191,6 +191,52 @@ def format_table(rows: list[dict], s: dict) -> str:
     return "\n".join(lines)
 
 
+class FoldStore:
+    """Finished folds on disk, one JSON file each, so that a long comparison (hours of
+    CNN training on a CPU) stopped by Ctrl-C, a crash or the end of a working day goes on
+    where it stopped. A fold's file is named by its held-out group under a folder named
+    by everything that decides its result: the training configuration (seed included)
+    and every sample's file, face box, label and group. The code is not in the key: a
+    stored fold is reused only when asked (compare.py --resume)."""
+
+    def __init__(self, root, name: str, cfg, samples: Sequence[Sample], *, reuse: bool) -> None:
+        import dataclasses
+        import hashlib
+        import json
+        from pathlib import Path
+
+        from liveness.featcache import file_key
+
+        digest = hashlib.sha1(json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str).encode())
+        for s in samples:
+            digest.update(f"|{file_key(s)}:{s.label}:{s.group}".encode())
+        self.folder = Path(root) / f"{name}-{digest.hexdigest()[:16]}"
+        self.reuse = reuse
+
+    def path(self, group: str):
+        return self.folder / f"{group.replace('/', '_')}.json"
+
+    def get(self, group: str) -> dict | None:
+        import json
+
+        if not self.reuse:
+            return None
+        try:
+            row = json.loads(self.path(group).read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            LOGGER.warning("recomputing %s: its stored fold %s is unreadable (%s)", group, self.path(group), e)
+            return None
+        return row if isinstance(row, dict) and row.get("group") == group else None
+
+    def put(self, row: dict) -> None:
+        from liveness.fileio import write_json
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_json(self.path(row["group"]), row)
+
+
 def _fold(cfg, data, group: str, verbose) -> tuple[dict, object]:
     from liveness.training import fit_with_threshold
 
@@ -228,29 +274,39 @@ def _parallel_folds(cfg, data, groups: list[str], workers: int, verbose) -> list
 
 
 def leave_one_group_out(cfg, data, *, groups: list[str] | None = None, verbose: int | None = 0,
-                        workers: int | None = None) -> tuple[list[dict], object]:
+                        workers: int | None = None, store: FoldStore | None = None) -> tuple[list[dict], object]:
     """Per held-out group: the whole training procedure on the other groups, then its test.
 
     The threshold comes from the training groups' out-of-fold scores, exactly as for
     the model train.py saves, so this estimates what the saved model does on a new group.
-    Returns the per-group rows and the last fold's Procedure (its fitted scorer, for timing).
+    Returns the per-group rows and the last computed fold's Procedure (its fitted scorer,
+    for timing; None when `store` held every fold). Each finished fold goes to `store`.
     """
     groups = groups if groups is not None else loso_groups(data.samples)
     if not groups:
         raise DataError("no group holds both classes: set a group pattern that names subjects or set-ups")
+    stored = {g: row for g in groups if store is not None and (row := store.get(g)) is not None}
+    if stored:
+        LOGGER.info("%d of %d folds read back from %s", len(stored), len(groups), store.folder)
+    todo = [g for g in groups if g not in stored]
     if workers is None:  # a streamed dataset says how many cores it may use (None: all); in memory, one
         from liveness.featcache import default_workers
 
         workers = (getattr(data, "workers", None) or default_workers()) if hasattr(data, "workers") else 1
-    done = _parallel_folds(cfg, data, groups, min(workers, len(groups)), verbose) if (
-        workers > 1 and len(groups) > 1 and not cfg.uses_cnn) else None
+    done = dict(zip(todo, _parallel_folds(cfg, data, todo, min(workers, len(todo)), verbose))) if (
+        workers > 1 and len(todo) > 1 and not cfg.uses_cnn) else {}
     rows, proc = [], None
     for i, group in enumerate(groups, 1):
-        if done is None:
-            LOGGER.info("fold %d/%d: testing on %s", i, len(groups), group)
-            row, proc = _fold(cfg, data, group, verbose)
+        if group in stored:
+            row = stored[group]
         else:
-            row, proc = done[i - 1]
+            if group in done:
+                row, proc = done[group]
+            else:
+                LOGGER.info("fold %d/%d: testing on %s", i, len(groups), group)
+                row, proc = _fold(cfg, data, group, verbose)
+            if store is not None:
+                store.put(row)
         rows.append(row)
         LOGGER.info("  %s: APCER %s BPCER %s ACER %s AUC %s; calibrated ACER %s", group, fmt(row["apcer"]),
                     fmt(row["bpcer"]), fmt(row["acer"]), fmt(row["auc"], False), fmt(row["cal_acer"]))

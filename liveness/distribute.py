@@ -59,6 +59,17 @@ def configure(mode: str = "none", *, logical_cpus: int | None = None):
     return _STRATEGY
 
 
+# Train steps Keras runs per Python call. One step of a small CNN at a small batch is
+# mostly Python and dispatch overhead on a CPU; running several per call changes no number
+# (the same batches in the same order, the same updates) and only epoch-level callbacks
+# are used. Distributed runs keep one: their log reduction is patched per step.
+STEPS_PER_EXECUTION = 32
+
+
+def steps_per_execution() -> int:
+    return STEPS_PER_EXECUTION if _MODE == "none" else 1
+
+
 def strategy_scope():
     return _STRATEGY.scope() if _STRATEGY is not None else contextlib.nullcontext()
 

@@ -262,7 +262,7 @@ def fit_cnn(cfg: TrainConfig, x_train, y_train, x_val=None, y_val=None, *, epoch
             checkpoint: Path | None = None, verbose: int | None = None):
     """A fresh CNN trained on (x, y index: 1 = live); returns (model, history, best epoch count)."""
     keras = import_keras()
-    from liveness.distribute import prepare_fit, strategy_scope
+    from liveness.distribute import prepare_fit, steps_per_execution, strategy_scope
 
     seed_everything(cfg.seed)
     with strategy_scope():  # --distribute: variables mirrored over devices or workers
@@ -271,7 +271,8 @@ def fit_cnn(cfg: TrainConfig, x_train, y_train, x_val=None, y_val=None, *, epoch
             keras.losses.CategoricalFocalCrossentropy(alpha=0.25, gamma=2.0)
             if cfg.loss == "focal" else keras.losses.CategoricalCrossentropy()
         )
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.lr), loss=loss, metrics=["accuracy"])
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.lr), loss=loss, metrics=["accuracy"],
+                      steps_per_execution=steps_per_execution())
     prepare_fit(model, cfg.input_size)
     onehot = lambda idx: keras.utils.to_categorical(idx, 2)  # noqa: E731
     train_ds = make_dataset(

@@ -58,6 +58,27 @@ def test_each_architecture_trains_one_epoch_and_round_trips(tmp_path, arch, size
     np.testing.assert_allclose(again(probe, training=False).numpy(), model(probe, training=False).numpy(), atol=1e-5)
 
 
+def test_several_train_steps_per_call_give_the_weights_of_one(monkeypatch):
+    """fit_cnn runs Keras steps in groups (distribute.steps_per_execution): same batches,
+    same order, same updates, so the same weights as one step per call, with augmentation
+    and a last group shorter than the others (21 batches of 8 in groups of 4)."""
+    import liveness.distribute as distribute
+
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (164, 32, 32, 3)).astype(np.uint8)
+    y = (np.arange(164) % 3 == 0).astype(np.int64)
+    cfg = TrainConfig(scorer="cnn", epochs=2, batch_size=8)
+    weights = {}
+    for n in (1, 4):
+        monkeypatch.setattr(distribute, "STEPS_PER_EXECUTION", n)
+        assert distribute.steps_per_execution() == n
+        model, history, _ = fit_cnn(cfg, x, y, verbose=0)
+        weights[n] = (model.get_weights(), history["loss"])
+    np.testing.assert_allclose(weights[4][1], weights[1][1], rtol=1e-5)
+    for a, b in zip(weights[4][0], weights[1][0], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_compare_runs_end_to_end_on_a_tiny_fold_set(tmp_path):
     data = _make_subjects(tmp_path / "crops")
     out = tmp_path / "cmp"
@@ -94,3 +115,40 @@ def test_compare_runs_end_to_end_on_a_tiny_fold_set(tmp_path):
 def test_compare_refuses_unknown_config(tmp_path):
     with pytest.raises(UserError, match="unknown --configs"):
         compare.run(dataset=[tmp_path], configs=["resnet"], output=tmp_path / "x")
+
+
+def test_a_stopped_comparison_resumes_from_its_finished_folds(tmp_path, monkeypatch, caplog):
+    import liveness.crossval as crossval
+
+    data = _make_subjects(tmp_path / "crops")
+    out = tmp_path / "cmp"
+    first = compare.run(dataset=[data], configs=["lbp", "lbp-classic"], output=out, max_folds=2, timing_repeats=2)
+    stored = sorted(p.relative_to(tmp_path / "cmp_folds").as_posix() for p in (tmp_path / "cmp_folds").rglob("*.json"))
+    assert len(stored) == 4 and {p.split("/")[0].rsplit("-", 1)[0] for p in stored} == {"lbp", "lbp-classic"}
+
+    # One fold of lbp-classic lost (as if the run stopped there), another unreadable:
+    # --resume trains those two only and gives the same table.
+    folds = {d.name.rsplit("-", 1)[0]: sorted(d.glob("*.json")) for d in (tmp_path / "cmp_folds").iterdir()}
+    classic, lbp = folds["lbp-classic"], folds["lbp"]
+    classic[0].unlink()
+    lbp[1].write_text("{ truncated")
+    trained = []
+    real_fold = crossval._fold
+    monkeypatch.setattr(crossval, "_fold", lambda cfg, data, group, verbose: trained.append(group) or real_fold(cfg, data, group, verbose))
+    again = compare.run(dataset=[data], configs=["lbp", "lbp-classic"], output=out, max_folds=2, timing_repeats=2,
+                        resume=True, workers=1)
+    assert sorted(trained) == sorted([classic[0].stem, lbp[1].stem])
+    assert "unreadable" in caplog.text
+    for a, b in zip(first, again, strict=True):
+        for k, v in a.items():
+            if k != "ms_per_face":
+                assert v == pytest.approx(b[k], nan_ok=True) if isinstance(v, float) else v == b[k], k
+
+    # Every fold stored: nothing trains, the time per face comes from a stand-in.
+    trained.clear()
+    compare.run(dataset=[data], configs=["lbp"], output=out, max_folds=2, timing_repeats=2, resume=True, workers=1)
+    assert trained == []
+    # Without --resume, or with another seed, nothing is read back.
+    compare.run(dataset=[data], configs=["lbp"], output=out, max_folds=2, timing_repeats=2, workers=1)
+    compare.run(dataset=[data], configs=["lbp"], output=out, max_folds=2, timing_repeats=2, workers=1, seed=7, resume=True)
+    assert len(trained) == 4
