@@ -252,25 +252,65 @@ def _fold(cfg, data, group: str, verbose) -> tuple[dict, object]:
     return row, proc
 
 
-def _parallel_folds(cfg, data, groups: list[str], workers: int, verbose) -> list[tuple[dict, object]]:
-    """LBP-only folds in worker processes: each gets the labels and the feature matrix
-    (small), never the images; results come back in fold order."""
-    from concurrent.futures import ProcessPoolExecutor
+def cnn_worker_start(threads: int) -> None:
+    """A CNN fold worker's start-up: OpenCV on one thread, TensorFlow on `threads`. A small
+    CNN at a small batch gains less from a second thread than from a second fold (and
+    the float sums, so the last digits of the results, depend on the thread count)."""
+    from liveness.featcache import one_thread
+
+    one_thread()
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def _parallel_folds(cfg, data, groups: list[str], workers: int, verbose, store: FoldStore | None) -> dict[str, tuple]:
+    """Folds in worker processes: each gets the labels and what its scorer reads, the
+    LBP feature matrix (small) and a CNN's crops at its input size (small, or read from
+    their files by the worker), never the decoded images. Each fold goes to `store` as
+    soon as it is done; returns {group: (row, Procedure)}."""
+    import functools
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from liveness.featcache import one_thread, pool_context
     from liveness.training import FaceSet
 
     light = FaceSet([], data.samples, data.live_label)
-    light._lbp[cfg.lbp.feature_key()] = data.lbp_features(cfg.lbp)
-    if cfg.lbp.augment:  # the augmented copies' rows too: the workers have no images to augment
-        data.lbp_augmented(cfg.lbp, cfg.seed, np.arange(len(data)))
-        light._lbp_aug = dict(data._lbp_aug)
-    if cfg.lbp.synthetic:  # and the simulated re-captures'
-        data.lbp_synthetic(cfg.lbp, cfg.seed, np.arange(len(data)))
-        light._lbp_syn = dict(data._lbp_syn)
+    if cfg.weight > 0:
+        light._lbp[cfg.lbp.feature_key()] = data.lbp_features(cfg.lbp)
+        if cfg.lbp.augment:  # the augmented copies' rows too: the workers have no images to augment
+            data.lbp_augmented(cfg.lbp, cfg.seed, np.arange(len(data)))
+            light._lbp_aug = dict(data._lbp_aug)
+        if cfg.lbp.synthetic:  # and the simulated re-captures'
+            data.lbp_synthetic(cfg.lbp, cfg.seed, np.arange(len(data)))
+            light._lbp_syn = dict(data._lbp_syn)
+    start = one_thread
+    if cfg.uses_cnn:
+        light._cnn[cfg.input_size] = data.cnn_input(cfg.input_size)
+        start = functools.partial(cnn_worker_start, max(1, (os.cpu_count() or 1) // workers))
     LOGGER.info("%d folds on %d worker processes", len(groups), workers)
-    with ProcessPoolExecutor(workers, mp_context=pool_context(), initializer=one_thread) as pool:
-        return list(pool.map(_fold, [cfg] * len(groups), [light] * len(groups), groups, [verbose] * len(groups)))
+    done = {}
+    with ProcessPoolExecutor(workers, mp_context=pool_context(), initializer=start) as pool:
+        futures = {pool.submit(_fold, cfg, light, g, verbose): g for g in groups}
+        for future in as_completed(futures):
+            done[futures[future]] = future.result()
+            LOGGER.info("fold on %s done (%d of %d)", futures[future], len(done), len(groups))
+            if store is not None:
+                store.put(done[futures[future]][0])
+    return done
+
+
+def _cnn_folds_may_run_in_parallel() -> bool:
+    """Not on a GPU (each process would claim its memory) nor under a distribution strategy."""
+    from liveness import distribute
+
+    if distribute.is_distributed():
+        return False
+    import tensorflow as tf
+
+    return not tf.config.list_physical_devices("GPU")
 
 
 def leave_one_group_out(cfg, data, *, groups: list[str] | None = None, verbose: int | None = 0,
@@ -293,18 +333,17 @@ def leave_one_group_out(cfg, data, *, groups: list[str] | None = None, verbose: 
         from liveness.featcache import default_workers
 
         workers = (getattr(data, "workers", None) or default_workers()) if hasattr(data, "workers") else 1
-    done = dict(zip(todo, _parallel_folds(cfg, data, todo, min(workers, len(todo)), verbose))) if (
-        workers > 1 and len(todo) > 1 and not cfg.uses_cnn) else {}
+    done = _parallel_folds(cfg, data, todo, min(workers, len(todo)), verbose, store) if (
+        workers > 1 and len(todo) > 1 and (not cfg.uses_cnn or _cnn_folds_may_run_in_parallel())) else {}
     rows, proc = [], None
     for i, group in enumerate(groups, 1):
         if group in stored:
             row = stored[group]
+        elif group in done:
+            row, proc = done[group]
         else:
-            if group in done:
-                row, proc = done[group]
-            else:
-                LOGGER.info("fold %d/%d: testing on %s", i, len(groups), group)
-                row, proc = _fold(cfg, data, group, verbose)
+            LOGGER.info("fold %d/%d: testing on %s", i, len(groups), group)
+            row, proc = _fold(cfg, data, group, verbose)
             if store is not None:
                 store.put(row)
         rows.append(row)

@@ -66,8 +66,12 @@ def configure(mode: str = "none", *, logical_cpus: int | None = None):
 STEPS_PER_EXECUTION = 32
 
 
+def is_distributed() -> bool:
+    return _MODE != "none"
+
+
 def steps_per_execution() -> int:
-    return STEPS_PER_EXECUTION if _MODE == "none" else 1
+    return 1 if is_distributed() else STEPS_PER_EXECUTION
 
 
 def strategy_scope():

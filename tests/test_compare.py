@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 
 import cv2
@@ -79,13 +80,16 @@ def test_several_train_steps_per_call_give_the_weights_of_one(monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_compare_runs_end_to_end_on_a_tiny_fold_set(tmp_path):
+def test_compare_runs_end_to_end_on_a_tiny_fold_set(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="liveness")
     data = _make_subjects(tmp_path / "crops")
     out = tmp_path / "cmp"
     rows = compare.run(
         dataset=[data], configs=["tutorial", "lbp", "lbp-classic"],
-        output=out, epochs=1, max_folds=2, timing_repeats=5,
+        output=out, epochs=1, max_folds=2, timing_repeats=5, workers=2,
     )
+    # Every config's folds ran in two worker processes, the CNN's too (no GPU here).
+    assert caplog.text.count("2 folds on 2 worker processes") == 3
     assert [r["config"] for r in rows] == ["tutorial", "lbp", "lbp-classic", "nested", "nested (calibrated)"]
     for r in rows:
         assert r["folds"] == 2
