@@ -7,11 +7,15 @@ near-duplicates, so a split by frame measures memory, not liveness.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import math
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -199,12 +203,7 @@ class FoldStore:
     and every sample's file, face box, label and group. The code is not in the key: a
     stored fold is reused only when asked (compare.py --resume)."""
 
-    def __init__(self, root, name: str, cfg, samples: Sequence[Sample], *, reuse: bool) -> None:
-        import dataclasses
-        import hashlib
-        import json
-        from pathlib import Path
-
+    def __init__(self, root: Path, name: str, cfg, samples: Sequence[Sample], *, reuse: bool) -> None:
         from liveness.featcache import file_key
 
         digest = hashlib.sha1(json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str).encode())
@@ -213,12 +212,10 @@ class FoldStore:
         self.folder = Path(root) / f"{name}-{digest.hexdigest()[:16]}"
         self.reuse = reuse
 
-    def path(self, group: str):
+    def path(self, group: str) -> Path:
         return self.folder / f"{group.replace('/', '_')}.json"
 
     def get(self, group: str) -> dict | None:
-        import json
-
         if not self.reuse:
             return None
         try:
