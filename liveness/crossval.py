@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import statistics
+import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -249,6 +250,14 @@ def _fold(cfg, data, group: str, verbose) -> tuple[dict, object]:
     return row, proc
 
 
+def eta(done: int, total: int, started: float) -> str:
+    """'3 min so far, about 14 min left' after `done` of `total` equal jobs begun at `started`."""
+    spent = time.perf_counter() - started
+    if not done:
+        return f"{spent / 60:.0f} min so far"
+    return f"{spent / 60:.0f} min so far, about {spent / done * (total - done) / 60:.0f} min left"
+
+
 def cnn_worker_start(threads: int) -> None:
     """A CNN fold worker's start-up: OpenCV on one thread, TensorFlow on `threads`. A small
     CNN at a small batch gains less from a second thread than from a second fold (and
@@ -288,12 +297,13 @@ def _parallel_folds(cfg, data, groups: list[str], workers: int, verbose, store: 
         light._cnn[cfg.input_size] = data.cnn_input(cfg.input_size)
         start = functools.partial(cnn_worker_start, max(1, (os.cpu_count() or 1) // workers))
     LOGGER.info("%d folds on %d worker processes", len(groups), workers)
-    done = {}
+    done, started = {}, time.perf_counter()
     with ProcessPoolExecutor(workers, mp_context=pool_context(), initializer=start) as pool:
         futures = {pool.submit(_fold, cfg, light, g, verbose): g for g in groups}
         for future in as_completed(futures):
             done[futures[future]] = future.result()
-            LOGGER.info("fold on %s done (%d of %d)", futures[future], len(done), len(groups))
+            LOGGER.info("fold on %s done (%d of %d; %s)", futures[future], len(done), len(groups),
+                        eta(len(done), len(groups), started))
             if store is not None:
                 store.put(done[futures[future]][0])
     return done
@@ -332,14 +342,16 @@ def leave_one_group_out(cfg, data, *, groups: list[str] | None = None, verbose: 
         workers = (getattr(data, "workers", None) or default_workers()) if hasattr(data, "workers") else 1
     done = _parallel_folds(cfg, data, todo, min(workers, len(todo)), verbose, store) if (
         workers > 1 and len(todo) > 1 and (not cfg.uses_cnn or _cnn_folds_may_run_in_parallel())) else {}
-    rows, proc = [], None
+    rows, proc, started, computed = [], None, time.perf_counter(), 0
     for i, group in enumerate(groups, 1):
         if group in stored:
             row = stored[group]
         elif group in done:
             row, proc = done[group]
         else:
-            LOGGER.info("fold %d/%d: testing on %s", i, len(groups), group)
+            LOGGER.info("fold %d/%d: testing on %s (%s)", i, len(groups), group,
+                        eta(computed, len(todo), started))
+            computed += 1
             row, proc = _fold(cfg, data, group, verbose)
             if store is not None:
                 store.put(row)

@@ -156,3 +156,13 @@ def test_a_stopped_comparison_resumes_from_its_finished_folds(tmp_path, monkeypa
     compare.run(dataset=[data], configs=["lbp"], output=out, max_folds=2, timing_repeats=2, workers=1)
     compare.run(dataset=[data], configs=["lbp"], output=out, max_folds=2, timing_repeats=2, workers=1, seed=7, resume=True)
     assert len(trained) == 4
+
+
+def test_long_runs_say_how_long_is_left():
+    import time
+
+    from liveness.crossval import eta
+
+    now = time.perf_counter()
+    assert eta(0, 17, now) == "0 min so far"
+    assert eta(2, 6, now - 120) == "2 min so far, about 4 min left"  # 1 min a fold, 4 folds to go
