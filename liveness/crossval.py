@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import statistics
 import time
 from collections import Counter, defaultdict
@@ -214,7 +215,9 @@ class FoldStore:
         self.reuse = reuse
 
     def path(self, group: str) -> Path:
-        return self.folder / f"{group.replace('/', '_')}.json"
+        # A group can be a video's path: keep a readable part, and a hash so that two never share a file.
+        readable = re.sub(r"[^A-Za-z0-9._-]+", "_", group)[-40:]
+        return self.folder / f"{readable}-{hashlib.sha1(group.encode()).hexdigest()[:8]}.json"
 
     def get(self, group: str) -> dict | None:
         if not self.reuse:
