@@ -5,8 +5,8 @@ Usage:
     python benchmarks/blink_cues.py                     # every video in tests/data/blinks.csv, 3-4 min on 2 cores
     python benchmarks/blink_cues.py --json output/blink_cues.json
 
-Not a test and not the product: it measures the candidates the README's section on the
-blink detector compares, so that its table can be reproduced. Every frame runs through
+Not a test and not the product: it measures the candidates docs/blink-research.md (the blink
+detector's research notes) compares, so that its table can be reproduced. Every frame runs through
 the SSD once; then, for each of two ways to hand the SSD's box to dlib's shape predictor,
 the 68 landmarks and the eye patches (each eye warped from its corner landmarks to a
 fixed PATCH_W x PATCH_H grid, 1.6 x 1.0 eye widths) give per-frame measures:

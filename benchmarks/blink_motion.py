@@ -6,7 +6,7 @@ Usage:
     python benchmarks/blink_motion.py --labels my_blinks.csv --videos ../shared/data/videos --json out.json
     python benchmarks/blink_motion.py --cache /tmp/blink_motion    # where the SSD's landmarks are kept
 
-Not a test and not the product: the figures of the README's paragraph on these cues. Each
+Not a test and not the product: the figures of docs/blink-research.md's paragraph on these cues. Each
 labelled video runs through the SSD once (its boxes and the 68 landmarks of the most confident
 face, for two ways to hand the box to dlib: "current" = liveness.landmarks.predictor_box,
 "dlib-fit" = benchmarks/blink_cues.py's fitted square) and is cached as an .npz per video in
@@ -42,7 +42,7 @@ peak on it). No threshold is chosen here, so nothing is fitted to the labels. Th
 detector's found / false on the same cached landmarks (benchmarks/hysteresis_blink.py, the dlib era's rule, as the
 labelled-video test runs it: the reference on any labels), and the mean ncc through the
 unchanged BlinkDetector under blink_cues.py's three hysteresis settings (its found / false
-figures compare with the README's table). Last, the per-face cost
+figures compare with that file's table). Last, the per-face cost
 of each cue against the SSD's per frame, timed back to back with it on each of the first
 video's first COST_FRAMES frames (as benchmarks/bench_challenge.py times the landmarks).
 """

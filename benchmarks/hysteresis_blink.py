@@ -5,7 +5,7 @@ boxes through the blink rule the product used with dlib's 68 points: the eye asp
 against the face's open-eye baseline, closed below close_ratio x baseline and open again above
 open_ratio x baseline (hysteresis). The product now judges a dip against the open level on
 both sides of it (liveness.challenge.BlinkDetector); this module keeps the old rule so those
-benchmarks still reproduce the README's figures. Not used by the product.
+benchmarks still reproduce the figures of docs/blink-research.md. Not used by the product.
 """
 
 from __future__ import annotations

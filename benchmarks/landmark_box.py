@@ -5,8 +5,8 @@ Usage:
     python benchmarks/landmark_box.py                   # every shared video, 5-6 min on 2 cores
     python benchmarks/landmark_box.py --json output/landmark_box.json
 
-Not a test and not the product: it measures what the README's paragraph on the landmark
-box reports. Every frame of every shared video runs through the SSD once; the 68
+Not a test and not the product: it measures what docs/blink-research.md's paragraph on the
+landmark box reports. Every frame of every shared video runs through the SSD once; the 68
 landmarks are placed from "current" (liveness.landmarks.predictor_box) and from
 "dlib-fit" (benchmarks/blink_cues.py's square fitted to dlib's own HOG boxes). Per
 video and mapping:

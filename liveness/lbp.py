@@ -242,7 +242,7 @@ def recapture_face(face_bgr: np.ndarray, rng: np.random.Generator) -> np.ndarray
     screen's tone curve (gamma 0.8-1.2, black raised by 0.04-0.15, white lowered by up to
     0.1) and white point (a blue or a pink cast), half the time a soft glare spot, then
     the capture's damage: shrunk to 35-70% and back, blurred (sigma 0.4-1), JPEG at
-    quality 50-85. At the crop's own size. (A moire grating, also tried, hurt: README.)"""
+    quality 50-85. At the crop's own size. (A moire grating, also tried, hurt: docs/new-setups-research.md.)"""
     img = _as_bgr(face_bgr)
     h, w = img.shape[:2]
     x = img.astype(np.float32) / 255.0

@@ -1,7 +1,7 @@
 """benchmarks/blink_motion.py's scoring on synthetic signals: what its threshold-free figures mean.
 
 Seconds, no video: the transient dip, the lid-burst pattern, peak picking, the sweep over
-thresholds and the canonical eye band. The real-video figures are the README's.
+thresholds and the canonical eye band. The real-video figures are in docs/blink-research.md.
 """
 
 import numpy as np
