@@ -232,10 +232,15 @@ class FoldStore:
         return row if isinstance(row, dict) and row.get("group") == group else None
 
     def put(self, row: dict) -> None:
+        """Keep a finished fold; a full disk costs only the chance to resume it, not the run."""
         from liveness.fileio import write_json
 
-        self.folder.mkdir(parents=True, exist_ok=True)
-        write_json(self.path(row["group"]), row)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            write_json(self.path(row["group"]), row)
+        except OSError as e:
+            LOGGER.warning("could not keep the fold on %s in %s (%s): --resume would train it again",
+                           row["group"], self.folder, e.strerror or e)
 
 
 def _fold(cfg, data, group: str, verbose) -> tuple[dict, object]:

@@ -166,3 +166,14 @@ def test_long_runs_say_how_long_is_left():
     now = time.perf_counter()
     assert eta(0, 17, now) == "0 min so far"
     assert eta(2, 6, now - 120) == "2 min so far, about 4 min left"  # 1 min a fold, 4 folds to go
+
+
+def test_a_fold_that_cannot_be_kept_is_a_warning_not_a_failure(tmp_path, caplog):
+    from liveness.crossval import FoldStore
+
+    blocker = tmp_path / "folds"
+    blocker.write_text("a file where the folder should be")
+    store = FoldStore(blocker, "lbp", TrainConfig(), [], reuse=True)
+    store.put({"group": "subject01", "acer": 0.1})
+    assert "could not keep the fold on subject01" in caplog.text
+    assert store.get("subject01") is None
