@@ -266,6 +266,9 @@ def eta(done: int, total: int, started: float) -> str:
     return f"{spent / 60:.0f} min so far, about {spent / done * (total - done) / 60:.0f} min left"
 
 
+MAX_CNN_FOLD_WORKERS = 4  # each holds its own TensorFlow runtime and model in memory
+
+
 def cnn_worker_start(threads: int) -> None:
     """A CNN fold worker's start-up: OpenCV on one thread, TensorFlow on `threads`. A small
     CNN at a small batch gains less from a second thread than from a second fold (and
@@ -302,18 +305,24 @@ def _parallel_folds(cfg, data, groups: list[str], workers: int, verbose, store: 
             light._lbp_syn = dict(data._lbp_syn)
     start = one_thread
     if cfg.uses_cnn:
+        workers = min(workers, MAX_CNN_FOLD_WORKERS)
         light._cnn[cfg.input_size] = data.cnn_input(cfg.input_size)
         start = functools.partial(cnn_worker_start, max(1, (os.cpu_count() or 1) // workers))
     LOGGER.info("%d folds on %d worker processes", len(groups), workers)
     done, started = {}, time.perf_counter()
     with ProcessPoolExecutor(workers, mp_context=pool_context(), initializer=start) as pool:
         futures = {pool.submit(_fold, cfg, light, g, verbose): g for g in groups}
-        for future in as_completed(futures):
-            done[futures[future]] = future.result()
-            LOGGER.info("fold on %s done (%d of %d; %s)", futures[future], len(done), len(groups),
-                        eta(len(done), len(groups), started))
-            if store is not None:
-                store.put(done[futures[future]][0])
+        try:
+            for future in as_completed(futures):
+                done[futures[future]] = future.result()
+                LOGGER.info("fold on %s done (%d of %d; %s)", futures[future], len(done), len(groups),
+                            eta(len(done), len(groups), started))
+                if store is not None:
+                    store.put(done[futures[future]][0])
+        except BaseException:  # a failed fold or Ctrl-C: the folds not yet begun are not begun
+            for future in futures:
+                future.cancel()
+            raise
     return done
 
 
