@@ -197,20 +197,27 @@ def format_table(rows: list[dict], s: dict) -> str:
     return "\n".join(lines)
 
 
+def _content_digest(path) -> str:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha1").hexdigest()
+    except OSError:
+        return "unreadable"
+
+
 class FoldStore:
     """Finished folds on disk, one JSON file each, so that a long comparison (hours of
     CNN training on a CPU) stopped by Ctrl-C, a crash or the end of a working day goes on
     where it stopped. A fold's file is named by its held-out group under a folder named
     by everything that decides its result: the training configuration (seed included)
-    and every sample's file, face box, label and group. The code is not in the key: a
-    stored fold is reused only when asked (compare.py --resume)."""
+    and every sample's content (the file's bytes, not its path or date: a dataset copied,
+    moved or restored from a backup keeps its folds), face box, label, group and frame.
+    The code is not in the key: a stored fold is reused only when asked (compare.py --resume)."""
 
     def __init__(self, root: Path, name: str, cfg, samples: Sequence[Sample], *, reuse: bool) -> None:
-        from liveness.featcache import file_key
-
         digest = hashlib.sha1(json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str).encode())
         for s in samples:
-            digest.update(f"|{file_key(s)}:{s.label}:{s.group}".encode())
+            digest.update(f"|{_content_digest(s.path)}:{s.box}:{s.label}:{s.group}:{s.frame}".encode())
         self.folder = Path(root) / f"{name}-{digest.hexdigest()[:16]}"
         self.reuse = reuse
 

@@ -158,6 +158,32 @@ def test_a_stopped_comparison_resumes_from_its_finished_folds(tmp_path, monkeypa
     assert len(trained) == 4
 
 
+def test_stored_folds_follow_the_crops_content_not_their_path_or_date(tmp_path):
+    import os
+    import shutil
+
+    from liveness.crossval import FoldStore
+    from liveness.dataset import Sample
+    from liveness.training import TrainConfig
+
+    def key(folder):
+        samples = [Sample(folder / f"{i}.png", "real" if i % 2 else "fake", f"v{i % 2}", "subject01", i) for i in range(4)]
+        return FoldStore(tmp_path / "folds", "lbp", TrainConfig(), samples, reuse=True).folder
+
+    a = tmp_path / "a"
+    a.mkdir()
+    for i in range(4):
+        (a / f"{i}.png").write_bytes(bytes([i]) * 64)
+    # A copy elsewhere with new dates (a dataset restored from a backup) keeps its folds...
+    b = tmp_path / "b"
+    shutil.copytree(a, b, copy_function=shutil.copy)
+    os.utime(b / "0.png", (1, 1))
+    assert key(b) == key(a)
+    # ...one changed crop does not.
+    (b / "3.png").write_bytes(b"other")
+    assert key(b) != key(a)
+
+
 def test_long_runs_say_how_long_is_left():
     import time
 
