@@ -98,7 +98,10 @@ def _init_worker(detector_kwargs: dict) -> None:
     from liveness.detector import FaceDetector
     from liveness.landmarks import Landmarker
 
+    from liveness.featcache import exit_with_parent
+
     cv2.setNumThreads(1)  # one process per core: more threads would only contend
+    exit_with_parent()
     _WORKER["models"] = (FaceDetector(**detector_kwargs), Landmarker())
 
 

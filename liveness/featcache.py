@@ -59,11 +59,32 @@ def pool_context():
     return multiprocessing.get_context("spawn")
 
 
+PARENT_CHECK_S = 1.0  # how often a worker looks for its parent
+
+
+def exit_with_parent() -> None:
+    """Worker start-up: leave as soon as the parent process is gone. Ctrl-C reaches the
+    workers too, but a parent killed alone (kill, an OOM kill, a CI timeout) would leave
+    them finishing their job, up to an hour of CNN training, for nobody."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:  # a dead parent's children are handed to another process
+            time.sleep(PARENT_CHECK_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def one_thread() -> None:
     """Worker start-up: one OpenCV thread each, the processes already share the cores."""
     import cv2
 
     cv2.setNumThreads(1)
+    exit_with_parent()
 
 
 def default_workers() -> int:

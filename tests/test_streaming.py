@@ -205,3 +205,46 @@ def test_settings_that_differ_in_training_only_share_their_features(tmp_path):
     faces = [np.full((40, 40, 3), v, np.uint8) for v in (10, 200)]
     data = FaceSet(faces, _samples(tmp_path, 2)[:2], "real")
     assert data.lbp_features(trained_otherwise) is data.lbp_features(SMALL)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's successor has not reaped it yet
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_worker_leaves_when_its_parent_is_killed(tmp_path):
+    """A compare.py killed alone (not Ctrl-C, which reaches the workers too) must not leave
+    its fold workers training for nobody."""
+    import time
+
+    parent = tmp_path / "parent.py"
+    parent.write_text(textwrap.dedent(f"""
+        import os, sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from concurrent.futures import ProcessPoolExecutor
+        from liveness.featcache import one_thread, pool_context
+
+        if __name__ == "__main__":
+            pool = ProcessPoolExecutor(1, mp_context=pool_context(), initializer=one_thread)
+            print(pool.submit(os.getpid).result(), flush=True)
+            pool.submit(time.sleep, 300)  # a long job, as a CNN fold is
+            time.sleep(300)
+    """))
+    proc = subprocess.Popen([sys.executable, str(parent)], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(proc.stdout.readline())
+        assert _running(worker)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 60
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = _running(worker)
+    if alive:
+        os.kill(worker, 9)
+    assert not alive
