@@ -30,7 +30,7 @@ import numpy as np
 
 from liveness import LIVE_LABEL, OUTPUT
 from liveness.cli import UserError, cli_main, ensure_writable_dir, positive_int, setup_logging
-from liveness.crossval import METRICS, FoldStore, leave_one_group_out, loso_groups, summary
+from liveness.crossval import METRICS, FoldStore, leave_one_group_out, loso_groups, samples_digest, summary
 from liveness.fileio import atomic_path, atomic_write_text, write_json
 from liveness.layouts import add_layout_options
 from liveness.lbp import CLASSIC_SETTINGS, DEFAULT_SETTINGS, PREVIOUS_SETTINGS, SYNTHETIC_SETTINGS
@@ -178,12 +178,13 @@ def run(
     if not groups:
         raise UserError("no group holds both classes: check --group-pattern")
     rows, folds = [], {}
+    data_digest = samples_digest(data.samples)
     for name in configs:
         c = CANDIDATES[name]
         cfg = replace(c.cfg, seed=seed, epochs=min(c.cfg.epochs, epochs) if epochs else c.cfg.epochs)
         LOGGER.info("config %s: %s", name, c.description)
         t0 = time.perf_counter()
-        store = FoldStore(Path(f"{prefix}_folds"), name, cfg, data.samples, reuse=resume)
+        store = FoldStore(Path(f"{prefix}_folds"), name, cfg, data_digest, reuse=resume)
         fold_rows, last = leave_one_group_out(cfg, data, groups=groups, store=store)
         if last is None:  # every fold read back: time a stand-in (the time depends on the architecture, not the weights)
             fitted = fit_scorer(cfg, data, np.arange(len(data)), epochs=1)

@@ -96,9 +96,8 @@ _WORKER: dict = {}  # in a worker process: its own detector and landmark model
 
 def _init_worker(detector_kwargs: dict) -> None:
     from liveness.detector import FaceDetector
-    from liveness.landmarks import Landmarker
-
     from liveness.featcache import exit_with_parent
+    from liveness.landmarks import Landmarker
 
     cv2.setNumThreads(1)  # one process per core: more threads would only contend
     exit_with_parent()

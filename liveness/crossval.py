@@ -197,12 +197,19 @@ def format_table(rows: list[dict], s: dict) -> str:
     return "\n".join(lines)
 
 
-def _content_digest(path) -> str:
-    try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha1").hexdigest()
-    except OSError:
-        return "unreadable"
+def samples_digest(samples: Sequence[Sample]) -> str:
+    """What a fold's result depends on in the data, in order: every sample's content (the
+    file's bytes, not its path or date: a dataset copied, moved or restored from a backup
+    keeps its key), face box, label, group and frame. Reads every file once."""
+    digest = hashlib.sha1()
+    for s in samples:
+        try:
+            with open(s.path, "rb") as f:
+                content = hashlib.file_digest(f, "sha1").hexdigest()
+        except OSError:
+            content = "unreadable"
+        digest.update(f"|{content}:{s.box}:{s.label}:{s.group}:{s.frame}".encode())
+    return digest.hexdigest()
 
 
 class FoldStore:
@@ -210,14 +217,12 @@ class FoldStore:
     CNN training on a CPU) stopped by Ctrl-C, a crash or the end of a working day goes on
     where it stopped. A fold's file is named by its held-out group under a folder named
     by everything that decides its result: the training configuration (seed included)
-    and every sample's content (the file's bytes, not its path or date: a dataset copied,
-    moved or restored from a backup keeps its folds), face box, label, group and frame.
-    The code is not in the key: a stored fold is reused only when asked (compare.py --resume)."""
+    and the data (`samples_digest`, computed once for all configurations). The code is
+    not in the key: a stored fold is reused only when asked (compare.py --resume)."""
 
-    def __init__(self, root: Path, name: str, cfg, samples: Sequence[Sample], *, reuse: bool) -> None:
+    def __init__(self, root: Path, name: str, cfg, data_digest: str, *, reuse: bool) -> None:
         digest = hashlib.sha1(json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str).encode())
-        for s in samples:
-            digest.update(f"|{_content_digest(s.path)}:{s.box}:{s.label}:{s.group}:{s.frame}".encode())
+        digest.update(data_digest.encode())
         self.folder = Path(root) / f"{name}-{digest.hexdigest()[:16]}"
         self.reuse = reuse
 

@@ -162,13 +162,12 @@ def test_stored_folds_follow_the_crops_content_not_their_path_or_date(tmp_path):
     import os
     import shutil
 
-    from liveness.crossval import FoldStore
+    from liveness.crossval import samples_digest
     from liveness.dataset import Sample
-    from liveness.training import TrainConfig
 
     def key(folder):
-        samples = [Sample(folder / f"{i}.png", "real" if i % 2 else "fake", f"v{i % 2}", "subject01", i) for i in range(4)]
-        return FoldStore(tmp_path / "folds", "lbp", TrainConfig(), samples, reuse=True).folder
+        return samples_digest([Sample(folder / f"{i}.png", "real" if i % 2 else "fake", f"v{i % 2}", "subject01", i)
+                               for i in range(4)])
 
     a = tmp_path / "a"
     a.mkdir()
@@ -199,7 +198,7 @@ def test_a_fold_that_cannot_be_kept_is_a_warning_not_a_failure(tmp_path, caplog)
 
     blocker = tmp_path / "folds"
     blocker.write_text("a file where the folder should be")
-    store = FoldStore(blocker, "lbp", TrainConfig(), [], reuse=True)
+    store = FoldStore(blocker, "lbp", TrainConfig(), "", reuse=True)
     store.put({"group": "subject01", "acer": 0.1})
     assert "could not keep the fold on subject01" in caplog.text
     assert store.get("subject01") is None
