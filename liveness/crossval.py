@@ -201,11 +201,12 @@ def samples_digest(samples: Sequence[Sample]) -> str:
     """What a fold's result depends on in the data, in order: every sample's content (the
     file's bytes, not its path or date: a dataset copied, moved or restored from a backup
     keeps its key), face box, label, group and frame. Reads every file once."""
+    from liveness.fileio import file_digest
+
     digest = hashlib.sha1()
     for s in samples:
         try:
-            with open(s.path, "rb") as f:
-                content = hashlib.file_digest(f, "sha1").hexdigest()
+            content = file_digest(s.path, "sha1")
         except OSError:
             content = "unreadable"
         digest.update(f"|{content}:{s.box}:{s.label}:{s.group}:{s.frame}".encode())
