@@ -23,6 +23,7 @@ import numpy as np
 
 from liveness.dataset import Sample, group_split
 from liveness.errors import DataError
+from liveness.fileio import file_digest
 from liveness.metrics import per_source, summarize
 from liveness.report import fmt
 
@@ -201,8 +202,6 @@ def samples_digest(samples: Sequence[Sample]) -> str:
     """What a fold's result depends on in the data, in order: every sample's content (the
     file's bytes, not its path or date: a dataset copied, moved or restored from a backup
     keeps its key), face box, label, group and frame. Reads every file once."""
-    from liveness.fileio import file_digest
-
     digest = hashlib.sha1()
     for s in samples:
         try:
