@@ -16,7 +16,8 @@ _roc.png and _confusion.png, with per-video (per-track) decisions.
 With --blinks LABELS.csv (hand-labelled blinks: video,start_frame,end_frame, the video
 paths relative to --videos) it measures the active challenge's blink detector instead:
 found / labelled blinks and false blinks per minute, per video and in all (no model
-needed; every frame through the SSD and the landmarks). Writes <output>_blinks.json.
+needed; every frame through the landmarks, the face found as the demo finds it: the SSD
+every --detect-every frames, optical flow between). Writes <output>_blinks.json.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def score_videos(pipeline: Pipeline, folder: Path, *, skip: int) -> tuple[np.nda
     return np.asarray(scores, np.float64), samples, failed
 
 
-def evaluate_blink_labels(labels: Path, videos: Path, prefix: Path, detector_kwargs: dict) -> dict:
+def evaluate_blink_labels(labels: Path, videos: Path, prefix: Path, detector_kwargs: dict, detect_every: int) -> dict:
     """The blink detector against hand-labelled videos (liveness/blinkeval.py): recall and false blinks."""
     from liveness.blinkeval import evaluate_blinks, read_blink_labels, summarise
 
@@ -114,7 +115,8 @@ def evaluate_blink_labels(labels: Path, videos: Path, prefix: Path, detector_kwa
     if missing:
         raise UserError(f"--blinks {labels} names {len(missing)} video(s) not under --videos {videos}, e.g. {missing[0]}")
     det.FaceDetector(**detector_kwargs)  # a bad --detector is one line here, not one per worker
-    results = evaluate_blinks(spans, videos, workers=os.cpu_count() or 1, detector_kwargs=detector_kwargs)
+    results = evaluate_blinks(spans, videos, workers=os.cpu_count() or 1, detector_kwargs=detector_kwargs,
+                              detect_every=detect_every)
     total = summarise(results)
     rows = [{"video": r.video, "seconds": r.minutes * 60, "labelled": len(r.labelled), "found": r.found,
              "false": r.false, "detected_onsets": r.onsets} for r in results]
@@ -123,7 +125,7 @@ def evaluate_blink_labels(labels: Path, videos: Path, prefix: Path, detector_kwa
     LOGGER.info("blinks: found %d of %d (%.0f%%), %d false in %.1f s (%.1f per minute)", total["found"], total["labelled"],
                 100 * total["recall"] if total["labelled"] else float("nan"), total["false"], 60 * total["minutes"],
                 total["false_per_minute"])
-    report = {"labels": str(labels), "videos": str(videos), "per_video": rows, "total": total}
+    report = {"labels": str(labels), "videos": str(videos), "detect_every": detect_every, "per_video": rows, "total": total}
     write_json(prefixed(prefix)("blinks.json"), report)
     LOGGER.info("saved %s_blinks.json", prefix)
     return report
@@ -154,7 +156,7 @@ def run(
             raise UserError("--blinks needs --videos: the folder its video paths are under (and no --dataset)")
         ensure_writable_dir(Path(output).parent)
         detector_kwargs = {"detector_dir": Path(detector) if detector else None, "confidence": confidence}
-        return evaluate_blink_labels(Path(blinks), Path(videos), Path(output), detector_kwargs)
+        return evaluate_blink_labels(Path(blinks), Path(videos), Path(output), detector_kwargs, detect_every)
     if bool(dataset) == bool(videos):
         raise UserError("give either --dataset (face crops) or --videos (video files), not both")
     prefix = Path(output)

@@ -10,7 +10,8 @@ who replays a recording cannot know when a prompt comes or what it asks, so a re
 only when the actions the detector sees in it (true blinks and turns, and the false ones its
 landmark jitter makes) happen to fall in a prompt's window with none in the quiet second
 before. Here every video runs through the SSD and the product's landmarker once
-(liveness.landmarks.Landmarker on the most confident face, as the demo runs it; cached per
+(liveness.landmarks.Landmarker on the most confident face, found as the demo finds it: the
+SSD every few frames, optical flow between; cached per
 video under --cache), then, for each of --trials seeded trials, a fresh
 liveness.challenge.FaceChallenge watches the video played in a loop from a random frame
 (frames without a face are skipped, as the demo skips faces without landmarks) until it passes,
@@ -40,6 +41,7 @@ from liveness.challenge import (DEFAULT_COUNT, DEFAULT_SETTINGS, KINDS, PASSED, 
 from liveness.cli import cli_main, ensure_parent_dir, ensure_writable_dir, positive_int, setup_logging  # noqa: E402
 from liveness.errors import DataError  # noqa: E402
 from liveness.fileio import atomic_path, atomic_write_text  # noqa: E402
+from liveness.motion import DEFAULT_DETECT_EVERY  # noqa: E402
 from liveness.sources import list_videos  # noqa: E402
 
 LOGGER = logging.getLogger("liveness")
@@ -71,7 +73,8 @@ def video_landmarks(video: Path, cache: Path, detector, landmarker) -> tuple[np.
     from liveness.blinkeval import face_landmarks
     from liveness.landmarks import N_POINTS
 
-    path = Path(cache) / (str(video).strip("/").replace("/", "_") + ".npz")
+    # The demo's detector schedule is part of the key: other boxes, other landmarks.
+    path = Path(cache) / (str(video).strip("/").replace("/", "_") + f"_d{DEFAULT_DETECT_EVERY}.npz")
     if path.is_file():
         with np.load(path) as z:
             return z["marks"], float(z["fps"])

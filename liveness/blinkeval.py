@@ -3,7 +3,9 @@
 Labels are a CSV (tests/data/blinks.csv): `video,start_frame,end_frame`, frame
 indices from 0 as OpenCV reads them, both ends inclusive; a row with empty frames
 names a video that was labelled and holds no blink; lines starting with # are notes.
-Every frame runs through the SSD and the landmark model, as the demo would run them.
+Frames run through the landmark model as the demo runs them: every frame, with the face's
+box from the SSD every `detect_every` frames (and whenever tracking loses the face) and
+carried by optical flow in between (liveness.motion.FaceFinder; 1 = the SSD on every frame).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import cv2
 
 from liveness.challenge import DEFAULT_SETTINGS, ChallengeSettings, blink_onsets, match_blinks
 from liveness.errors import DataError, SourceError
+from liveness.motion import DEFAULT_DETECT_EVERY, FaceFinder
 from liveness.sources import iter_frames
 
 LOGGER = logging.getLogger("liveness")
@@ -59,24 +62,26 @@ class VideoBlinks:
         return self.frames / self.fps / 60
 
 
-def face_landmarks(path: Path, detector, landmarker) -> tuple[float, list]:
+def face_landmarks(path: Path, detector, landmarker, detect_every: int = DEFAULT_DETECT_EVERY) -> tuple[float, list]:
     """(fps, [(t, (68, 2) landmarks of the most confident face, or None)] per frame)."""
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise SourceError(f"cannot open video {path}")
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    finder = FaceFinder(detector, detect_every)
     seq = []
     try:
         for _, frame in iter_frames(cap):
-            faces = detector.detect(frame)
+            faces = finder.find(frame)
             seq.append((len(seq) / fps, landmarker.landmarks(frame, faces[0].box) if faces else None))
     finally:
         cap.release()
     return fps, seq
 
 
-def _evaluate_one(path: Path, video: str, spans: Spans, detector, landmarker, settings: ChallengeSettings) -> VideoBlinks:
-    fps, seq = face_landmarks(path, detector, landmarker)
+def _evaluate_one(path: Path, video: str, spans: Spans, detector, landmarker, settings: ChallengeSettings,
+                  detect_every: int) -> VideoBlinks:
+    fps, seq = face_landmarks(path, detector, landmarker, detect_every)
     onsets = [int(round(t * fps)) for t in blink_onsets(seq, settings)]
     found, false = match_blinks(onsets, spans)
     return VideoBlinks(video, fps, len(seq), onsets, spans, found, false)
@@ -105,19 +110,20 @@ def _init_worker(detector_kwargs: dict) -> None:
 
 
 def _worker_job(job: tuple) -> VideoBlinks:
-    return _evaluate_one(*job[:3], *_WORKER["models"], job[3])
+    return _evaluate_one(*job[:3], *_WORKER["models"], *job[3:])
 
 
 def evaluate_blinks(labels: dict[str, Spans], videos_root: Path, detector=None, landmarker=None,
                     settings: ChallengeSettings = DEFAULT_SETTINGS, *, workers: int = 1,
-                    detector_kwargs: dict | None = None) -> list[VideoBlinks]:
-    """Run the blink detector over every labelled video under `videos_root`, in label order.
+                    detector_kwargs: dict | None = None, detect_every: int = DEFAULT_DETECT_EVERY) -> list[VideoBlinks]:
+    """Run the blink detector over every labelled video under `videos_root`, in label order,
+    with the face detector on every `detect_every`-th frame as the demo runs it.
 
     With `workers` > 1 (and no detector or landmarker given) the videos are shared among
     that many processes, each with its own models (`detector_kwargs` for its FaceDetector),
     longest video first; the figures are the same as one process gives.
     """
-    jobs = [(Path(videos_root) / video, video, spans, settings) for video, spans in labels.items()]
+    jobs = [(Path(videos_root) / video, video, spans, settings, detect_every) for video, spans in labels.items()]
     workers = min(workers, len(jobs))
     if workers > 1 and detector is None and landmarker is None:
         import multiprocessing
@@ -138,9 +144,9 @@ def evaluate_blinks(labels: dict[str, Spans], videos_root: Path, detector=None, 
 
         landmarker = Landmarker()
     results = []
-    for n, (path, video, spans, _) in enumerate(jobs, 1):
+    for n, (path, video, spans, *rest) in enumerate(jobs, 1):
         LOGGER.info("blinks: video %d of %d, %s", n, len(jobs), video)
-        results.append(_evaluate_one(path, video, spans, detector, landmarker, settings))
+        results.append(_evaluate_one(path, video, spans, detector, landmarker, *rest))
     return results
 
 

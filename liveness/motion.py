@@ -251,3 +251,42 @@ class FlowTracker:
         self._boxes[i] = None
         self._points[i] = np.zeros((0, 2), np.float32)
         return None, 0.0
+
+
+class FaceFinder:
+    """The faces of one stream's frames, found as the demo finds them: the detector on the
+    first frame, every `every` frames and whenever tracking loses a face; in between,
+    each detected face's box carried forward by `FlowTracker` (keeping the confidence of
+    the detection it came from). `every` 1 runs the detector on every frame.
+
+    `detector` is anything with `detect(frame) -> [Face]` (liveness.detector.FaceDetector);
+    `find(frame)` returns that frame's faces, most confident first, as `detect` does.
+    """
+
+    def __init__(self, detector, every: int = DEFAULT_DETECT_EVERY) -> None:
+        self.detector = detector
+        self.every = _positive_int("every", every)
+        self.detections = 0  # frames the detector ran on
+        self.reset()
+
+    def reset(self) -> None:
+        """A new stream: detect on the next frame."""
+        self._frame = 0
+        self._faces: list = []
+        self._schedule = DetectSchedule(self.every)
+        self._flow = FlowTracker()
+
+    def find(self, frame: np.ndarray) -> list:
+        index = self._frame
+        self._frame += 1
+        if self.every > 1 and not self._schedule.need_detection(index):
+            moved = self._flow.step(frame)
+            lost = not moved or any(box is None for box, _ in moved)  # a face lost, or none to follow
+            if not self._schedule.need_detection(index, tracking_lost=lost):
+                return [type(face)(box, face.confidence) for (box, _), face in zip(moved, self._faces)]
+        faces = self.detector.detect(frame)
+        self.detections += 1
+        if self.every > 1:
+            self._flow.reset(frame, [f.box for f in faces])
+            self._faces = faces
+        return faces

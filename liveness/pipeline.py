@@ -30,7 +30,7 @@ import numpy as np
 from liveness.annotate import annotate
 from liveness.detector import Face, FaceDetector, crop_faces
 from liveness.model import LivenessModel
-from liveness.motion import DEFAULT_DETECT_EVERY, DetectSchedule, FlowTracker
+from liveness.motion import DEFAULT_DETECT_EVERY, FaceFinder
 from liveness.tracking import DEFAULT_MAX_MISSED, FaceTracker
 
 DEFAULT_SMOOTH = 5  # frames a face's decision is averaged over
@@ -86,28 +86,20 @@ class Pipeline:
         self.detect_every = detect_every
         self.score_every = score_every
         self.score_margin = float(score_margin)
-        self.detections = 0  # frames the detector ran on
+        self._finder = FaceFinder(self.detector, detect_every)
         self.face_frames = 0  # faces returned, summed over frames
         self.faces_scored = 0  # of those, faces whose score was computed (not carried)
         self.reset()
 
     def find_faces(self, frame: np.ndarray) -> list[Face]:
         """This frame's faces: from the detector when due (or tracking lost one), else
-        carried forward by optical flow from the last detection."""
-        index = self._frame
-        self._frame += 1
-        if self.detect_every > 1 and not self._schedule.need_detection(index):
-            moved = self._flow.step(frame)
-            lost = not moved or any(box is None for box, _ in moved)  # a face lost, or none to follow
-            if not self._schedule.need_detection(index, tracking_lost=lost):
-                # A carried box keeps the confidence of the detection it came from.
-                return [Face(box, face.confidence) for (box, _), face in zip(moved, self._faces)]
-        faces = self.detector.detect(frame)
-        self.detections += 1
-        if self.detect_every > 1:
-            self._flow.reset(frame, [f.box for f in faces])
-            self._faces = faces
-        return faces
+        carried forward by optical flow from the last detection (liveness.motion.FaceFinder)."""
+        return self._finder.find(frame)
+
+    @property
+    def detections(self) -> int:
+        """Frames the detector ran on."""
+        return self._finder.detections
 
     def _carries(self, track) -> bool:
         """Whether a continuing face keeps its last computed score this frame."""
@@ -141,10 +133,7 @@ class Pipeline:
     def reset(self) -> None:
         """Forget every face (a new stream, a new connection)."""
         self.tracker.reset()
-        self._frame = 0
-        self._faces: list[Face] = []
-        self._schedule = DetectSchedule(self.detect_every)
-        self._flow = FlowTracker()
+        self._finder.reset()
 
     @property
     def faces_seen(self) -> int:

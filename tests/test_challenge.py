@@ -385,18 +385,19 @@ def replay_passes(spans, period: float, machine: FaceChallenge, rng: random.Rand
 # --- the blink detector on hand-labelled real video ----------------------------------------
 @pytest.fixture(scope="module")
 def blink_results(shared_data):
-    """The detector over every hand-labelled video (SSD and landmarks on every frame), one process a core."""
+    """The detector over every hand-labelled video as the demo runs it (landmarks on every frame,
+    the SSD every few frames), one process a core."""
     return evaluate_blinks(read_blink_labels(BLINKS_CSV), shared_data / "videos", workers=os.cpu_count() or 1)
 
 
 @pytest.mark.shared_data
 def test_blink_detector_on_labelled_video(blink_results):
-    """The measured floor (README: 6 of 11 blinks, 3 false in 102 s; one more false allowed, for
+    """The measured floor (README: 6 of 11 blinks, 4 false in 102 s; one more false allowed, for
     another CPU's arithmetic): no losing ground."""
     total = summarise(blink_results)
     assert total["labelled"] == 11 and total["minutes"] > 1.5, total
     assert total["found"] >= 6, blink_results
-    assert total["false"] <= 4, blink_results
+    assert total["false"] <= 5, blink_results
 
 
 @pytest.mark.shared_data

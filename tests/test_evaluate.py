@@ -24,6 +24,7 @@ from liveness.cli import EXIT_OK, EXIT_USAGE, UserError
 from liveness.errors import DataError, ModelError
 from liveness.lbp import LBPClassifier
 from liveness.model import MANIFEST, write_model
+from liveness.motion import DEFAULT_DETECT_EVERY
 from liveness.pipeline import Pipeline
 
 FILES = ("_metrics.json", "_predictions.csv", "_roc.png", "_confusion.png")
@@ -349,6 +350,7 @@ def test_blinks_per_video_and_in_all(shared_data, tmp_path):
     assert row["video"] == "subject02/fake.mp4" and (row["labelled"], row["found"]) == (1, 0)
     assert row["false"] == len(row["detected_onsets"]) and row["seconds"] == pytest.approx(77 / 30, abs=0.01)
     assert saved["total"]["recall"] == 0.0 and saved["total"]["labelled"] == 1
+    assert saved["detect_every"] == DEFAULT_DETECT_EVERY  # the faces found as the demo finds them
 
 
 def test_blinks_bad_inputs(tmp_path):

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from liveness.motion import DEFAULT_DETECT_EVERY, DetectSchedule, FlowTracker, small_grey
+from liveness.detector import Face
+from liveness.motion import DEFAULT_DETECT_EVERY, DetectSchedule, FaceFinder, FlowTracker, small_grey
 from liveness.tracking import iou
 
 FRAME = (480, 640)  # h, w
@@ -166,6 +167,44 @@ def test_schedule_detects_every_n_frames_and_on_loss() -> None:
     assert s.need_detection(1) is True
     one = DetectSchedule(1)
     assert [one.need_detection(i) for i in range(4)] == [True] * 4
+
+
+class _ScriptedDetector:
+    """Finds the patch where the test put it, and counts its calls."""
+
+    def __init__(self) -> None:
+        self.truth: tuple[int, int, int, int] | None = None
+        self.calls = 0
+
+    def detect(self, frame: np.ndarray) -> list[Face]:
+        self.calls += 1
+        return [Face(self.truth, 0.87)] if self.truth is not None else []
+
+
+def test_face_finder_detects_on_schedule_and_carries_boxes_between() -> None:
+    patch, detector = _texture(), _ScriptedDetector()
+    finder = FaceFinder(detector, every=4)
+    for t in range(12):
+        frame, detector.truth = _frame(patch, _moving_box(t))
+        [face] = finder.find(frame)
+        assert iou(face.box, detector.truth) >= 0.9 and face.confidence == 0.87, (t, face)  # carried: its detection's
+    assert detector.calls == finder.detections == 3  # frames 0, 4 and 8
+    # The patch gone: tracking loses it and the detector runs at once, finding nothing; an
+    # empty scene is searched on every frame.
+    detector.truth = None
+    empty = np.full((*FRAME, 3), 120, np.uint8)
+    assert finder.find(empty) == [] and finder.find(empty) == [] and detector.calls == 5
+    # A new stream detects on its first frame; every=1 detects on every frame.
+    finder.reset()
+    frame, detector.truth = _frame(patch, _moving_box(0))
+    finder.find(frame)
+    assert detector.calls == 6
+    every = FaceFinder(detector, every=1)
+    for _ in range(3):
+        every.find(frame)
+    assert detector.calls == 9 and every.detections == 3
+    with pytest.raises(ValueError):
+        FaceFinder(detector, every=0)
 
 
 @pytest.fixture(scope="module")
