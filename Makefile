@@ -4,6 +4,9 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+# make test runs the suite in this many processes (pytest-xdist), a test file to each at a
+# time so its module fixtures are built once; 2 = the CI machine's cores.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test bench clean-venv
 
@@ -21,7 +24,7 @@ demo: $(VENV)/.installed
 	$(PY) quickstart.py $(ARGS)
 
 test: $(VENV)/.dev-installed
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_pipeline.py $(ARGS)
