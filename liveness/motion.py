@@ -11,7 +11,8 @@ keeps too few good points and is reported lost. `DetectSchedule` says when to ru
 the detector: on every `every`-th frame and whenever tracking lost a face (or has
 none to follow: an empty scene is searched on every frame).
 
-How the per-frame pipeline uses them (one of each per stream)::
+`FaceFinder` runs them this way for the per-frame pipeline and the blink evaluation (one
+of each per stream)::
 
     schedule, tracker = DetectSchedule(), FlowTracker()   # every DEFAULT_DETECT_EVERY frames
     for i, frame in enumerate(frames):
