@@ -216,7 +216,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--group-pattern", default=None)
     ap.add_argument("--backend", choices=BACKENDS, default="auto")
     add_layout_options(ap, streaming=False)
-    ap.add_argument("--blinks", default=None, help="hand-labelled blinks CSV: measure the blink detector on --videos instead")
+    ap.add_argument("--blinks", default=None, help="hand-labelled blinks CSV: measure the blink detector on --videos instead (the SSD every --detect-every frames, as the demo runs it)")
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
 

@@ -284,6 +284,7 @@ class FaceFinder:
             moved = self._flow.step(frame)
             lost = not moved or any(box is None for box, _ in moved)  # a face lost, or none to follow
             if not self._schedule.need_detection(index, tracking_lost=lost):
+                # Each face as its detection gave it (the detector's own type), the box moved.
                 return [type(face)(box, face.confidence) for (box, _), face in zip(moved, self._faces)]
         faces = self.detector.detect(frame)
         self.detections += 1
