@@ -351,6 +351,10 @@ def test_blinks_per_video_and_in_all(shared_data, tmp_path):
     assert row["false"] == len(row["detected_onsets"]) and row["seconds"] == pytest.approx(77 / 30, abs=0.01)
     assert saved["total"]["recall"] == 0.0 and saved["total"]["labelled"] == 1
     assert saved["detect_every"] == DEFAULT_DETECT_EVERY  # the faces found as the demo finds them
+    # --detect-every reaches the blink evaluation: 1 = the SSD on every frame.
+    code = evaluate.main(evaluate.parse_opt(["--blinks", str(labels), "--videos", str(shared_data / "videos"),
+                                             "--output", str(prefix), "--detect-every", "1"]))
+    assert code == EXIT_OK and json.loads(Path(f"{prefix}_blinks.json").read_text())["detect_every"] == 1
 
 
 def test_blinks_bad_inputs(tmp_path):
