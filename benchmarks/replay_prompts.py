@@ -78,7 +78,7 @@ def video_landmarks(video: Path, cache: Path, detector, landmarker) -> tuple[np.
     if path.is_file():
         with np.load(path) as z:
             return z["marks"], float(z["fps"])
-    fps, seq = face_landmarks(video, detector, landmarker)
+    fps, seq = face_landmarks(video, detector, landmarker, DEFAULT_DETECT_EVERY)
     missing = np.full((N_POINTS, 2), np.nan)
     marks = np.array([missing if m is None else m for _, m in seq], dtype=np.float64).reshape(-1, N_POINTS, 2)
     with atomic_path(path) as tmp:  # a killed run leaves no half cache

@@ -11,24 +11,12 @@ keeps too few good points and is reported lost. `DetectSchedule` says when to ru
 the detector: on every `every`-th frame and whenever tracking lost a face (or has
 none to follow: an empty scene is searched on every frame).
 
-`FaceFinder` runs them this way for the per-frame pipeline and the blink evaluation (one
-of each per stream)::
+`FaceFinder` puts the two together, one per stream: the detector when the schedule says
+so, the flow in between (the per-frame pipeline and the blink evaluation both use it)::
 
-    schedule, tracker = DetectSchedule(), FlowTracker()   # every DEFAULT_DETECT_EVERY frames
-    for i, frame in enumerate(frames):
-        tracked = None
-        if not schedule.need_detection(i):
-            tracked = tracker.step(frame)                   # [(box or None, confidence)]
-            # A face lost, or none to follow: detect on this frame.
-            lost = not tracked or any(box is None for box, _ in tracked)
-            if schedule.need_detection(i, tracking_lost=lost):
-                tracked = None
-        if tracked is None:
-            faces = detector.detect(frame)
-            tracker.reset(frame, [f.box for f in faces])   # tracked[j] will be faces[j]
-            boxes = [f.box for f in faces]
-        else:
-            boxes = [box for box, _ in tracked]
+    finder = FaceFinder(detector)              # the SSD every DEFAULT_DETECT_EVERY frames
+    for frame in frames:
+        faces = finder.find(frame)             # [Face], most confident first
 
 Boxes are pixel (x1, y1, x2, y2) ints with x2/y2 exclusive, clamped to the frame, in
 the frame's own coordinates, as `liveness.detector.Face.box`. Frames may be BGR or

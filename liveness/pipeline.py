@@ -83,7 +83,6 @@ class Pipeline:
         self.detector = detector if detector is not None else FaceDetector()
         self.padding = model.padding if padding is None else float(padding)
         self.tracker = FaceTracker(smooth, max_missed=max_missed)
-        self.detect_every = detect_every
         self.score_every = score_every
         self.score_margin = float(score_margin)
         self._finder = FaceFinder(self.detector, detect_every)
@@ -95,6 +94,11 @@ class Pipeline:
         """This frame's faces: from the detector when due (or tracking lost one), else
         carried forward by optical flow from the last detection (liveness.motion.FaceFinder)."""
         return self._finder.find(frame)
+
+    @property
+    def detect_every(self) -> int:
+        """Frames per detector run while tracking holds (1 = every frame)."""
+        return self._finder.every
 
     @property
     def detections(self) -> int:
