@@ -17,7 +17,9 @@ With --blinks LABELS.csv (hand-labelled blinks: video,start_frame,end_frame, the
 paths relative to --videos) it measures the active challenge's blink detector instead:
 found / labelled blinks and false blinks per minute, per video and in all (no model
 needed; every frame through the landmarks, the face found as the demo finds it: the SSD
-every --detect-every frames, optical flow between). Writes <output>_blinks.json.
+every --detect-every frames, optical flow between). --blink-depth sets the detector as the
+demo's option does; --blink-sweep D [D ...] also scores other depths on the same landmarks,
+to choose one for a camera from its own labels. Writes <output>_blinks.json.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from tqdm import tqdm
 
 from liveness import DEFAULT_MODEL, OUTPUT, label_from_name
 from liveness import detector as det
+from liveness.challenge import BLINK_DEPTH_HELP, DEFAULT_SETTINGS, blink_depth
 from liveness.cli import EXIT_OK, UserError, cli_main, ensure_writable_dir, fraction, positive_int, setup_logging
 from liveness.crops import source_key, video_digest
 from liveness.dataset import Sample, check_classes, describe, read_images
@@ -104,9 +107,12 @@ def score_videos(pipeline: Pipeline, folder: Path, *, skip: int) -> tuple[np.nda
     return np.asarray(scores, np.float64), samples, failed
 
 
-def evaluate_blink_labels(labels: Path, videos: Path, prefix: Path, detector_kwargs: dict, detect_every: int) -> dict:
-    """The blink detector against hand-labelled videos (liveness/blinkeval.py): recall and false blinks."""
-    from liveness.blinkeval import evaluate_blinks, read_blink_labels, summarise
+def evaluate_blink_labels(labels: Path, videos: Path, prefix: Path, detector_kwargs: dict, detect_every: int,
+                          depth: float, sweep: list[float]) -> dict:
+    """The blink detector against hand-labelled videos (liveness/blinkeval.py): recall and false blinks,
+    at the blink depth `depth` and, on the same landmarks, at each depth of `sweep`."""
+    from liveness.blinkeval import evaluate_blinks, read_blink_labels, summarise, summarise_sweep
+    from liveness.challenge import ChallengeSettings
 
     spans = read_blink_labels(labels)
     if not spans:
@@ -115,8 +121,8 @@ def evaluate_blink_labels(labels: Path, videos: Path, prefix: Path, detector_kwa
     if missing:
         raise UserError(f"--blinks {labels} names {len(missing)} video(s) not under --videos {videos}, e.g. {missing[0]}")
     det.FaceDetector(**detector_kwargs)  # a bad --detector is one line here, not one per worker
-    results = evaluate_blinks(spans, videos, workers=os.cpu_count() or 1, detector_kwargs=detector_kwargs,
-                              detect_every=detect_every)
+    results = evaluate_blinks(spans, videos, settings=ChallengeSettings(min_dip=depth), workers=os.cpu_count() or 1,
+                              detector_kwargs=detector_kwargs, detect_every=detect_every, sweep=sweep)
     total = summarise(results)
     rows = [{"video": r.video, "seconds": r.minutes * 60, "labelled": len(r.labelled), "found": r.found,
              "false": r.false, "detected_onsets": r.onsets} for r in results]
@@ -125,7 +131,13 @@ def evaluate_blink_labels(labels: Path, videos: Path, prefix: Path, detector_kwa
     LOGGER.info("blinks: found %d of %d (%.0f%%), %d false in %.1f s (%.1f per minute)", total["found"], total["labelled"],
                 100 * total["recall"] if total["labelled"] else float("nan"), total["false"], 60 * total["minutes"],
                 total["false_per_minute"])
-    report = {"labels": str(labels), "videos": str(videos), "detect_every": detect_every, "per_video": rows, "total": total}
+    swept = summarise_sweep(results)
+    for row in swept:
+        LOGGER.info("blink depth %.2f: found %d of %d (%.0f%%), %d false (%.1f per minute)", row["depth"], row["found"],
+                    row["labelled"], 100 * row["recall"] if row["labelled"] else float("nan"), row["false"],
+                    row["false_per_minute"])
+    report = {"labels": str(labels), "videos": str(videos), "detect_every": detect_every, "blink_depth": depth,
+              "per_video": rows, "total": total, "sweep": swept}
     write_json(prefixed(prefix)("blinks.json"), report)
     LOGGER.info("saved %s_blinks.json", prefix)
     return report
@@ -150,13 +162,16 @@ def run(
     max_per_group: int | None = None,
     cache_dir: str | Path | None = None,
     blinks: str | Path | None = None,
+    blink_depth: float = DEFAULT_SETTINGS.min_dip,
+    blink_sweep: list[float] | None = None,
 ) -> dict:
     if blinks is not None:
         if dataset or not videos or not Path(videos).is_dir():
             raise UserError("--blinks needs --videos: the folder its video paths are under (and no --dataset)")
         ensure_writable_dir(Path(output).parent)
         detector_kwargs = {"detector_dir": Path(detector) if detector else None, "confidence": confidence}
-        return evaluate_blink_labels(Path(blinks), Path(videos), Path(output), detector_kwargs, detect_every)
+        return evaluate_blink_labels(Path(blinks), Path(videos), Path(output), detector_kwargs, detect_every,
+                                     blink_depth, list(blink_sweep or []))
     if bool(dataset) == bool(videos):
         raise UserError("give either --dataset (face crops) or --videos (video files), not both")
     prefix = Path(output)
@@ -217,6 +232,10 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--backend", choices=BACKENDS, default="auto")
     add_layout_options(ap, streaming=False)
     ap.add_argument("--blinks", default=None, help="hand-labelled blinks CSV: measure the blink detector on --videos instead (the SSD every --detect-every frames, as the demo runs it)")
+    ap.add_argument("--blink-depth", type=blink_depth, default=DEFAULT_SETTINGS.min_dip, metavar="FRACTION",
+                    help="with --blinks: " + BLINK_DEPTH_HELP)
+    ap.add_argument("--blink-sweep", type=blink_depth, nargs="+", default=None, metavar="FRACTION",
+                    help="with --blinks: also score these blink depths on the same landmarks")
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
 
@@ -228,6 +247,7 @@ def main(opt: argparse.Namespace) -> int:
         threshold=opt.threshold, detector=opt.detector, confidence=opt.confidence, skip=opt.skip, detect_every=opt.detect_every, score_every=opt.score_every,
         classes=opt.classes, group_pattern=opt.group_pattern, backend=opt.backend, layout=opt.layout,
         max_per_group=opt.max_per_group, cache_dir=opt.cache_dir, blinks=opt.blinks,
+        blink_depth=opt.blink_depth, blink_sweep=opt.blink_sweep,
     )
     return EXIT_OK  # inputs that did not decode were skipped and reported; none usable is a DataError
 

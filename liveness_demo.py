@@ -58,7 +58,7 @@ import numpy as np
 
 from liveness import DEFAULT_MODEL
 from liveness import detector as det
-from liveness.challenge import DEFAULT_COUNT, add_challenge_options
+from liveness.challenge import DEFAULT_COUNT, DEFAULT_SETTINGS, ChallengeSettings, add_challenge_options
 from liveness.cli import EXIT_INTERRUPTED, EXIT_OK, UserError, cli_main, ensure_parent_dir, fraction, positive_int, ranged, setup_logging
 from liveness.display import FpsMeter, Window, display_available
 from liveness.errors import OutputError, SourceError
@@ -185,6 +185,7 @@ def run(
     challenge: Sequence[str] | None = None,
     challenge_count: int = DEFAULT_COUNT,
     challenge_seed: int | None = None,
+    blink_depth: float = DEFAULT_SETTINGS.min_dip,
 ) -> DemoSummary:
     """Run the demo until the source ends, max_frames, q/Esc or Ctrl-C. Bad input raises a LivenessError.
 
@@ -214,7 +215,8 @@ def run(
         from liveness.active import ActiveCheck
 
         rng = random.Random(challenge_seed)
-        check = ActiveCheck(kinds=tuple(challenge), count=challenge_count, rng=rng)
+        check = ActiveCheck(kinds=tuple(challenge), count=challenge_count, rng=rng,
+                            settings=ChallengeSettings(min_dip=blink_depth))
         LOGGER.info("active check: %d prompt(s) per face among %s", challenge_count, ", ".join(challenge))
     LOGGER.info(
         "model %s; classes %s, live label '%s', padding %.2f, smoothing over %d frame(s), detector every %d frame(s), "
@@ -357,6 +359,7 @@ def main(opt: argparse.Namespace) -> int:
         json_lines=opt.json, json_stream=json_stream, max_frames=opt.max_frames, backend=opt.backend,
         timeout=opt.timeout, explain=opt.explain, explain_every=opt.explain_every, hold_last_ms=opt.hold_last_ms,
         challenge=opt.challenge, challenge_count=opt.challenge_count, challenge_seed=opt.challenge_seed,
+        blink_depth=opt.blink_depth,
     )
     if summary.stopped == "interrupted" and not summary.live:
         return EXIT_INTERRUPTED  # a file cut short: the output is valid but incomplete

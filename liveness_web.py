@@ -23,7 +23,7 @@ import socket
 from pathlib import Path
 
 from liveness import DEFAULT_MODEL
-from liveness.challenge import DEFAULT_COUNT, add_challenge_options
+from liveness.challenge import DEFAULT_COUNT, DEFAULT_SETTINGS, ChallengeSettings, add_challenge_options
 from liveness.cli import UserError, cli_main, fraction, positive_float, positive_int, ranged, setup_logging
 from liveness.detector import DEFAULT_CONFIDENCE
 from liveness.motion import DEFAULT_DETECT_EVERY
@@ -71,6 +71,7 @@ def run(
     challenge: tuple[str, ...] | None = None,
     challenge_count: int = DEFAULT_COUNT,
     challenge_seed: int | None = None,
+    blink_depth: float = DEFAULT_SETTINGS.min_dip,
     ssl_certfile: Path | None = None,
     ssl_keyfile: Path | None = None,
     verbose: bool = False,
@@ -95,7 +96,8 @@ def run(
     try:
         loaded = load_model(model, threshold=threshold)
         face_detector = FaceDetector(detector, confidence=confidence)
-        extras = challenge_extras(tuple(challenge), challenge_count, challenge_seed) if challenge else None
+        extras = challenge_extras(tuple(challenge), challenge_count, challenge_seed,
+                                  settings=ChallengeSettings(min_dip=blink_depth)) if challenge else None
         app = create_app(loaded, pipeline_factory=default_pipeline_factory(
             loaded, face_detector, detect_every=detect_every, score_every=score_every), limits=limits,
                          face_extras=extras)

@@ -11,8 +11,10 @@ carried by optical flow in between (liveness.motion.FaceFinder; 1 = the SSD on e
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -56,6 +58,7 @@ class VideoBlinks:
     labelled: Spans
     found: int
     false: int
+    sweep: dict[float, tuple[int, int]] = field(default_factory=dict)  # blink depth -> (found, false)
 
     @property
     def minutes(self) -> float:
@@ -80,11 +83,17 @@ def face_landmarks(path: Path, detector, landmarker, detect_every: int = DEFAULT
 
 
 def _evaluate_one(path: Path, video: str, spans: Spans, detector, landmarker, settings: ChallengeSettings,
-                  detect_every: int) -> VideoBlinks:
+                  detect_every: int, sweep: Sequence[float] = ()) -> VideoBlinks:
     fps, seq = face_landmarks(path, detector, landmarker, detect_every)
-    onsets = [int(round(t * fps)) for t in blink_onsets(seq, settings)]
+
+    def onsets_at(s: ChallengeSettings) -> list[int]:
+        return [int(round(t * fps)) for t in blink_onsets(seq, s)]
+
+    onsets = onsets_at(settings)
     found, false = match_blinks(onsets, spans)
-    return VideoBlinks(video, fps, len(seq), onsets, spans, found, false)
+    # The landmarks are the slow part: every other blink depth reuses them.
+    swept = {d: match_blinks(onsets_at(dataclasses.replace(settings, min_dip=d)), spans) for d in sweep}
+    return VideoBlinks(video, fps, len(seq), onsets, spans, found, false, swept)
 
 
 def _frame_count(path: Path) -> int:
@@ -115,15 +124,20 @@ def _worker_job(job: tuple) -> VideoBlinks:
 
 def evaluate_blinks(labels: dict[str, Spans], videos_root: Path, detector=None, landmarker=None,
                     settings: ChallengeSettings = DEFAULT_SETTINGS, *, workers: int = 1,
-                    detector_kwargs: dict | None = None, detect_every: int = DEFAULT_DETECT_EVERY) -> list[VideoBlinks]:
+                    detector_kwargs: dict | None = None, detect_every: int = DEFAULT_DETECT_EVERY,
+                    sweep: Sequence[float] = ()) -> list[VideoBlinks]:
     """Run the blink detector over every labelled video under `videos_root`, in label order,
     with the face detector on every `detect_every`-th frame as the demo runs it.
+
+    `sweep`: other blink depths (ChallengeSettings.min_dip) to score on the same landmarks,
+    kept in each result's `sweep` (summarise_sweep adds them up).
 
     With `workers` > 1 (and no detector or landmarker given) the videos are shared among
     that many processes, each with its own models (`detector_kwargs` for its FaceDetector),
     longest video first; the figures are the same as one process gives.
     """
-    jobs = [(Path(videos_root) / video, video, spans, settings, detect_every) for video, spans in labels.items()]
+    jobs = [(Path(videos_root) / video, video, spans, settings, detect_every, tuple(sweep))
+            for video, spans in labels.items()]
     workers = min(workers, len(jobs))
     if workers > 1 and detector is None and landmarker is None:
         import multiprocessing
@@ -150,13 +164,22 @@ def evaluate_blinks(labels: dict[str, Spans], videos_root: Path, detector=None, 
     return results
 
 
-def summarise(results: list[VideoBlinks]) -> dict:
-    """Totals: labelled, found, recall, false, minutes, false_per_minute."""
-    labelled = sum(len(r.labelled) for r in results)
-    found = sum(r.found for r in results)
-    false = sum(r.false for r in results)
-    minutes = sum(r.minutes for r in results)
+def _rates(labelled: int, found: int, false: int, minutes: float) -> dict:
     return {
         "labelled": labelled, "found": found, "recall": found / labelled if labelled else float("nan"),
         "false": false, "minutes": minutes, "false_per_minute": false / minutes if minutes else float("nan"),
     }
+
+
+def summarise(results: list[VideoBlinks]) -> dict:
+    """Totals: labelled, found, recall, false, minutes, false_per_minute."""
+    return _rates(sum(len(r.labelled) for r in results), sum(r.found for r in results),
+                  sum(r.false for r in results), sum(r.minutes for r in results))
+
+
+def summarise_sweep(results: list[VideoBlinks]) -> list[dict]:
+    """Per swept blink depth, in the order asked: its depth and summarise's totals."""
+    labelled, minutes = sum(len(r.labelled) for r in results), sum(r.minutes for r in results)
+    depths = results[0].sweep if results else {}
+    return [{"depth": d, **_rates(labelled, sum(r.sweep[d][0] for r in results), sum(r.sweep[d][1] for r in results),
+                                  minutes)} for d in depths]

@@ -461,8 +461,26 @@ def match_blinks(detected: list[int], labelled: list[tuple[int, int]], slack: in
     return len(found), false
 
 
+def blink_depth(text: str) -> float:
+    """argparse type of --blink-depth: ChallengeSettings.min_dip, validated where it is defined."""
+    import argparse
+
+    from liveness.cli import ranged
+
+    value = ranged(float)(text)
+    try:
+        return ChallengeSettings(min_dip=value).min_dip
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value:g}") from None
+
+
+BLINK_DEPTH_HELP = ("a blink: the eye aspect ratio falls by at least this fraction of the open level around it "
+                    "(lower finds more blinks and more false ones; evaluate.py --blinks --blink-sweep measures it)")
+
+
 def add_challenge_options(ap, what: str = "prompt each face to act") -> None:
-    """--challenge [KINDS], --challenge-count, --challenge-seed: one definition for the demo and the web page."""
+    """--challenge [KINDS], --challenge-count, --challenge-seed, --blink-depth: one definition
+    for the demo and the web page."""
     import argparse
 
     from liveness.cli import ranged
@@ -478,3 +496,5 @@ def add_challenge_options(ap, what: str = "prompt each face to act") -> None:
     ap.add_argument("--challenge-count", type=ranged(int, 1, 20), default=DEFAULT_COUNT,
                     help="prompts a face must answer in turn (with --challenge)")
     ap.add_argument("--challenge-seed", type=int, default=None, help="seed for the prompts' kinds and moments (none: different every run)")
+    ap.add_argument("--blink-depth", type=blink_depth, default=DEFAULT_SETTINGS.min_dip, metavar="FRACTION",
+                    help=BLINK_DEPTH_HELP + " (with --challenge)")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from liveness import ROOT
-from liveness.blinkeval import evaluate_blinks, read_blink_labels, summarise
+from liveness.blinkeval import evaluate_blinks, read_blink_labels, summarise, summarise_sweep
 from liveness.challenge import (
     DEFAULT_SETTINGS, FAILED, PASSED, PENDING, ActionDetector, BlinkDetector, ChallengeManager,
     PROMPT_TEXT, ChallengeSettings, FaceChallenge, decide, eye_aspect_ratio, match_blinks, parse_kinds,
@@ -420,6 +420,44 @@ def test_blink_labels_and_matching(tmp_path):
 
     with pytest.raises(DataError, match="row 1"):
         read_blink_labels(bad)
+
+
+def test_blink_depth_sweep_scores_other_depths_on_one_pass_of_landmarks(tmp_path):
+    """A shallow dip (to 0.6 of the open level) and a deep one (0.2): the default depth (0.5)
+    finds the deep one only, 0.3 both, 0.9 neither; the landmarks run once for all depths."""
+    import cv2
+
+    from liveness.detector import Face
+
+    writer = cv2.VideoWriter(str(tmp_path / "v.avi"), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (64, 48))
+    for _ in range(150):
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    ears = {**dict.fromkeys(range(30, 34), 0.6 * OPEN_EAR), **dict.fromkeys(range(90, 94), 0.2 * OPEN_EAR)}
+
+    class ScriptedLandmarks:  # the n-th call gets frame n's eyes
+        calls = 0
+
+        def landmarks(self, frame, box):
+            self.calls += 1
+            return still(ears.get(self.calls - 1, OPEN_EAR))
+
+    class OneFace:
+        def detect(self, frame):
+            return [Face((8, 8, 40, 40), 0.9)]
+
+    marks = ScriptedLandmarks()
+    [r] = evaluate_blinks({"v.avi": [(30, 33), (90, 93)]}, tmp_path, OneFace(), marks, detect_every=1,
+                          sweep=(0.3, DEFAULT_SETTINGS.min_dip, 0.9))
+    assert marks.calls == 150
+    assert (r.found, r.false, r.onsets) == (1, 0, [90])
+    assert r.sweep == {0.3: (2, 0), DEFAULT_SETTINGS.min_dip: (1, 0), 0.9: (0, 0)}
+    rows = summarise_sweep([r])
+    assert [row["depth"] for row in rows] == [0.3, DEFAULT_SETTINGS.min_dip, 0.9]
+    assert rows[1] == {"depth": DEFAULT_SETTINGS.min_dip, **summarise([r])}
+    [r] = evaluate_blinks({"v.avi": [(30, 33), (90, 93)]}, tmp_path, OneFace(), ScriptedLandmarks(), detect_every=1,
+                          settings=ChallengeSettings(min_dip=0.3))
+    assert (r.found, r.false, r.sweep) == (2, 0, {})
 
 
 def test_prompt_is_drawn_below_the_face():

@@ -20,6 +20,7 @@ import pytest
 import evaluate
 import liveness_demo as demo
 from liveness import ROOT
+from liveness.challenge import DEFAULT_SETTINGS
 from liveness.cli import EXIT_OK, EXIT_USAGE, UserError
 from liveness.errors import DataError, ModelError
 from liveness.lbp import LBPClassifier
@@ -326,7 +327,8 @@ def test_script_exits_2_with_one_error_line(tiny_model, crops_dir, tmp_path, arg
     assert "Traceback" not in proc.stderr + proc.stdout
 
 
-@pytest.mark.parametrize("flag, value", [("--threshold", "1.5"), ("--threshold", "-0.1"), ("--skip", "0"), ("--confidence", "nan")])
+@pytest.mark.parametrize("flag, value", [("--threshold", "1.5"), ("--threshold", "-0.1"), ("--skip", "0"), ("--confidence", "nan"),
+                                         ("--blink-depth", "1"), ("--blink-sweep", "0")])
 def test_script_refuses_bad_numbers(tiny_model, tmp_path, flag, value):
     proc = run_script("--model", str(tiny_model), "--videos", str(tmp_path), "--output", str(tmp_path / "e"), flag, value)
     assert proc.returncode == EXIT_USAGE, proc.stderr
@@ -351,10 +353,16 @@ def test_blinks_per_video_and_in_all(shared_data, tmp_path):
     assert row["false"] == len(row["detected_onsets"]) and row["seconds"] == pytest.approx(77 / 30, abs=0.01)
     assert saved["total"]["recall"] == 0.0 and saved["total"]["labelled"] == 1
     assert saved["detect_every"] == DEFAULT_DETECT_EVERY  # the faces found as the demo finds them
-    # --detect-every reaches the blink evaluation: 1 = the SSD on every frame.
+    assert saved["blink_depth"] == DEFAULT_SETTINGS.min_dip and saved["sweep"] == []
+    # --detect-every reaches the blink evaluation (1 = the SSD on every frame), --blink-depth the
+    # detector, and --blink-sweep scores other depths on the same landmarks.
     code = evaluate.main(evaluate.parse_opt(["--blinks", str(labels), "--videos", str(shared_data / "videos"),
-                                             "--output", str(prefix), "--detect-every", "1"]))
-    assert code == EXIT_OK and json.loads(Path(f"{prefix}_blinks.json").read_text())["detect_every"] == 1
+                                             "--output", str(prefix), "--detect-every", "1",
+                                             "--blink-depth", "0.3", "--blink-sweep", "0.3", "0.6"]))
+    saved = json.loads(Path(f"{prefix}_blinks.json").read_text())
+    assert code == EXIT_OK and saved["detect_every"] == 1 and saved["blink_depth"] == 0.3
+    assert [row["depth"] for row in saved["sweep"]] == [0.3, 0.6]
+    assert saved["sweep"][0] == {"depth": 0.3, **saved["total"]}
 
 
 def test_blinks_bad_inputs(tmp_path):

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import cv2
@@ -48,6 +48,9 @@ from liveness.web.media import (
     fit_within,
     video_suffix,
 )
+
+if TYPE_CHECKING:  # the challenge loads only with --challenge
+    from liveness.challenge import ChallengeSettings
 
 LOGGER = logging.getLogger("liveness")
 
@@ -258,9 +261,10 @@ FaceExtras = Callable[[np.ndarray, list], list[dict]]  # (frame, results) -> one
 
 
 def challenge_extras(kinds: tuple[str, ...], count: int, seed: int | None = None,
-                     landmarker: Any = None) -> Callable[[], FaceExtras]:
+                     landmarker: Any = None, settings: ChallengeSettings | None = None) -> Callable[[], FaceExtras]:
     """`face_extras` for the active check (liveness/active.py): one ActiveCheck per camera
-    connection, all sharing one landmark model (called on the worker thread only).
+    connection, all sharing one landmark model (called on the worker thread only);
+    `settings`: its ChallengeSettings (None: the defaults).
 
     Each face's JSON gains what the demo's JSON lines carry: "challenge" (its state),
     "prompt" (the instruction to show, or null), "passive_live", "decided_by", and "live"
@@ -269,14 +273,15 @@ def challenge_extras(kinds: tuple[str, ...], count: int, seed: int | None = None
     import random
 
     from liveness.active import ActiveCheck
-    from liveness.challenge import PROMPT_TEXT
+    from liveness.challenge import DEFAULT_SETTINGS, PROMPT_TEXT
     from liveness.landmarks import Landmarker
 
     shared = landmarker if landmarker is not None else Landmarker()
     seeds = random.Random(seed)
 
     def make() -> FaceExtras:
-        check = ActiveCheck(kinds=kinds, count=count, rng=random.Random(seeds.random()), landmarker=shared)
+        check = ActiveCheck(kinds=kinds, count=count, rng=random.Random(seeds.random()), landmarker=shared,
+                            settings=settings or DEFAULT_SETTINGS)
         start = time.monotonic()
 
         def extras(frame: np.ndarray, results: list) -> list[dict]:
