@@ -217,7 +217,8 @@ def run(
         rng = random.Random(challenge_seed)
         check = ActiveCheck(kinds=tuple(challenge), count=challenge_count, rng=rng,
                             settings=ChallengeSettings(min_dip=blink_depth))
-        LOGGER.info("active check: %d prompt(s) per face among %s", challenge_count, ", ".join(challenge))
+        LOGGER.info("active check: %d prompt(s) per face among %s; blink depth %.2f", challenge_count,
+                    ", ".join(challenge), blink_depth)
     LOGGER.info(
         "model %s; classes %s, live label '%s', padding %.2f, smoothing over %d frame(s), detector every %d frame(s), "
         "a face far from the threshold scored every %d frame(s)%s",

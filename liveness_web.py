@@ -102,8 +102,8 @@ def run(
             loaded, face_detector, detect_every=detect_every, score_every=score_every), limits=limits,
                          face_extras=extras)
         if challenge:
-            LOGGER.info("active check on camera connections: %d prompt(s) per face among %s",
-                        challenge_count, ", ".join(challenge))
+            LOGGER.info("active check on camera connections: %d prompt(s) per face among %s; blink depth %.2f",
+                        challenge_count, ", ".join(challenge), blink_depth)
         scheme = "https" if ssl_certfile else "http"
         shown_host = f"[{host}]" if ":" in host else host
         LOGGER.info("model %s (%s), threshold %.3f", model_name(loaded), getattr(loaded, "scorer", "?"), loaded.threshold)

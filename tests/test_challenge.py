@@ -553,7 +553,8 @@ def test_demo_json_with_challenge(shared_data, tmp_path):
 
     model = write_tiny_model(tmp_path / "liveness", threshold=0.0)  # texture: everything live
     proc = run_demo("--input", shared_data / "videos" / "subject01" / "real.mp4", "--model", model,
-                    "--challenge", "--challenge-seed", 1, "--no-display", "--json", "--max-frames", 240)
+                    "--challenge", "--challenge-seed", 1, "--blink-depth", 0.45, "--no-display", "--json",
+                    "--max-frames", 240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     events = [x for x in lines if "event" in x]
@@ -578,4 +579,4 @@ def test_demo_json_with_challenge(shared_data, tmp_path):
     # An event line comes before the line of the frame it happened on.
     order = [(x["frame"], "faces" in x) for x in lines]
     assert order == sorted(order)
-    assert "challenges:" in proc.stderr
+    assert "challenges:" in proc.stderr and "blink depth 0.45" in proc.stderr
