@@ -5,6 +5,7 @@ Usage:
     python evaluate.py --model output/liveness --videos new_person_videos
     python evaluate.py --model output/liveness --videos ../shared/data/videos/subject02 --skip 1
     python evaluate.py --blinks tests/data/blinks.csv --videos ../shared/data/videos   # the blink detector
+    python evaluate.py --blinks tests/data/blinks.csv --videos ../shared/data/videos --blink-sweep 0.4 0.5 0.6
 
 With --videos every video runs through the demo's own pipeline (liveness/pipeline.py:
 same detector, crop padding, batch scoring and tracking), so a face scores here what
