@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from liveness import DEFAULT_MODEL, OUTPUT, label_from_name
 from liveness import detector as det
-from liveness.challenge import BLINK_DEPTH_HELP, DEFAULT_SETTINGS, blink_depth
+from liveness.challenge import DEFAULT_SETTINGS, add_blink_depth_option, blink_depth
 from liveness.cli import EXIT_OK, UserError, cli_main, ensure_writable_dir, fraction, positive_int, setup_logging
 from liveness.crops import source_key, video_digest
 from liveness.dataset import Sample, check_classes, describe, read_images
@@ -233,8 +233,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--backend", choices=BACKENDS, default="auto")
     add_layout_options(ap, streaming=False)
     ap.add_argument("--blinks", default=None, help="hand-labelled blinks CSV: measure the blink detector on --videos instead (the SSD every --detect-every frames, as the demo runs it)")
-    ap.add_argument("--blink-depth", type=blink_depth, default=DEFAULT_SETTINGS.min_dip, metavar="FRACTION",
-                    help="with --blinks: " + BLINK_DEPTH_HELP)
+    add_blink_depth_option(ap, "with --blinks: ")
     ap.add_argument("--blink-sweep", type=blink_depth, nargs="+", default=None, metavar="FRACTION",
                     help="with --blinks: also score these blink depths on the same landmarks")
     ap.add_argument("-v", "--verbose", action="store_true")

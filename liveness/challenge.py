@@ -474,8 +474,12 @@ def blink_depth(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value:g}") from None
 
 
-BLINK_DEPTH_HELP = ("a blink: the eye aspect ratio falls by at least this fraction of the open level around it "
-                    "(lower finds more blinks and more false ones; evaluate.py --blinks --blink-sweep measures it)")
+def add_blink_depth_option(ap, when: str) -> None:
+    """--blink-depth: one definition for the demo, the web page and evaluate.py --blinks."""
+    ap.add_argument("--blink-depth", type=blink_depth, default=DEFAULT_SETTINGS.min_dip, metavar="FRACTION",
+                    help=f"{when}a blink is the eye aspect ratio falling by at least this fraction of the open "
+                         "level around it (lower finds more blinks and more false ones; evaluate.py --blinks "
+                         "--blink-sweep measures it)")
 
 
 def add_challenge_options(ap, what: str = "prompt each face to act") -> None:
@@ -496,5 +500,4 @@ def add_challenge_options(ap, what: str = "prompt each face to act") -> None:
     ap.add_argument("--challenge-count", type=ranged(int, 1, 20), default=DEFAULT_COUNT,
                     help="prompts a face must answer in turn (with --challenge)")
     ap.add_argument("--challenge-seed", type=int, default=None, help="seed for the prompts' kinds and moments (none: different every run)")
-    ap.add_argument("--blink-depth", type=blink_depth, default=DEFAULT_SETTINGS.min_dip, metavar="FRACTION",
-                    help=BLINK_DEPTH_HELP + " (with --challenge)")
+    add_blink_depth_option(ap, "with --challenge: ")
