@@ -53,15 +53,30 @@ class LivenessNet:
         return keras.Model(inputs, outputs, name="livenessnet")
 
 
+# keras.applications builds its BatchNormalization layers with momentum 0.999: their moving
+# statistics need thousands of steps to forget where they started, more than a face dataset
+# of a few thousand crops trains for. Until then inference normalises with the initial
+# statistics (mean 0, variance 1 from scratch), and a MobileNet trained from scratch gave
+# the same output for every face. 0.9 (PyTorch's default) follows the data within tens of
+# steps, so that validation during training means something; after training, fit_cnn
+# re-estimates the statistics under the final weights (training.refresh_batchnorm).
+BACKBONE_BN_MOMENTUM = 0.9
+
+
 def _backbone(arch: str, size: int, weights: str | None):
     keras = import_keras()
     shape = (size, size, 3)
     if arch == "mobilenetv2":
         # alpha 0.35: the narrowest ImageNet-weighted width, for the demo's per-face CPU budget
-        return keras.applications.MobileNetV2(input_shape=shape, alpha=0.35, include_top=False, weights=weights, pooling="avg")
-    return keras.applications.MobileNetV3Small(
-        input_shape=shape, include_top=False, weights=weights, pooling="avg", include_preprocessing=False
-    )
+        net = keras.applications.MobileNetV2(input_shape=shape, alpha=0.35, include_top=False, weights=weights, pooling="avg")
+    else:
+        net = keras.applications.MobileNetV3Small(
+            input_shape=shape, include_top=False, weights=weights, pooling="avg", include_preprocessing=False
+        )
+    for layer in net.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = BACKBONE_BN_MOMENTUM
+    return net
 
 
 def check_arch(arch: str, input_size: int, weights: str | None) -> None:

@@ -262,7 +262,7 @@ def fit_cnn(cfg: TrainConfig, x_train, y_train, x_val=None, y_val=None, *, epoch
             checkpoint: Path | None = None, verbose: int | None = None):
     """A fresh CNN trained on (x, y index: 1 = live); returns (model, history, best epoch count)."""
     keras = import_keras()
-    from liveness.distribute import prepare_fit, steps_per_execution, strategy_scope
+    from liveness.distribute import is_distributed, prepare_fit, steps_per_execution, strategy_scope
 
     seed_everything(cfg.seed)
     with strategy_scope():  # --distribute: variables mirrored over devices or workers
@@ -295,7 +295,46 @@ def fit_cnn(cfg: TrainConfig, x_train, y_train, x_val=None, y_val=None, *, epoch
     )
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     best = int(np.argmin(hist[monitor])) + 1 if hist.get(monitor) else len(hist.get("loss", []))
+    if cfg.arch != "livenessnet" and not is_distributed():
+        refresh_batchnorm(model, make_dataset(x_train, onehot(y_train), REFRESH_BATCH))
     return model, hist, best
+
+
+REFRESH_BATCH, REFRESH_BATCHES = 256, 8  # up to 2,048 training images re-estimate the statistics
+
+
+def refresh_batchnorm(model, dataset, max_batches: int = REFRESH_BATCHES) -> None:
+    """Set every BatchNormalization layer's moving statistics to their mean over batches of
+    `dataset` (training images, not augmented) under the final weights, as SWA's update_bn does.
+
+    The moving averages lag the weights: after a short training (a small dataset, early
+    stopping at an early epoch) they still hold statistics of earlier weights, and inference
+    differs from training. A MobileNet trained from scratch is where this showed (nets.py,
+    BACKBONE_BN_MOMENTUM). Batch k enters with momentum (k - 1) / k: a running mean.
+    """
+    keras = import_keras()
+    layers = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    if not layers:
+        return
+    momenta = [layer.momentum for layer in layers]
+    try:
+        for k, (images, _) in enumerate(dataset.take(max_batches), 1):
+            for layer in layers:
+                layer.momentum = (k - 1) / k
+            model(images, training=True)  # updates the moving statistics; the output is not used
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+
+
+def _all_layers(model) -> list:
+    """Every layer, nested models' included (a MobileNet backbone is one layer of the model)."""
+    out = []
+    for layer in model.layers:
+        out.append(layer)
+        if hasattr(layer, "layers"):
+            out.extend(_all_layers(layer))
+    return out
 
 
 def predict_live(model, x: np.ndarray) -> np.ndarray:
