@@ -296,7 +296,8 @@ def fit_cnn(cfg: TrainConfig, x_train, y_train, x_val=None, y_val=None, *, epoch
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     best = int(np.argmin(hist[monitor])) + 1 if hist.get(monitor) else len(hist.get("loss", []))
     if cfg.arch != "livenessnet" and not is_distributed():
-        refresh_batchnorm(model, make_dataset(x_train, onehot(y_train), REFRESH_BATCH))
+        # Shuffled: the images come grouped by set-up and class, and the statistics are of a sample.
+        refresh_batchnorm(model, make_dataset(x_train, onehot(y_train), REFRESH_BATCH, shuffle_seed=cfg.seed))
     return model, hist, best
 
 
