@@ -14,8 +14,9 @@ Lines (one face per call, as the demo scores a frame with one face; the same cro
   cnn-tflite-int8  int8 TFLite (calibrated on the same crops) -> ratio to cnn-keras
   lbp            the colour-LBP classifier (LBPClassifier.score_live)
   lbp-json       its JSON export on the plain-NumPy reference scorer -> ratio to lbp
-The CNN is built untrained (speed does not depend on the weights); the LBP model is
-fitted on the crops. Every line runs once per round, in rotating order, --repeats
+The CNN is built untrained (speed does not depend on the weights), its BatchNorm statistics
+estimated on the crops so that its scores differ between them; the LBP model is fitted on
+the crops. Every line runs once per round, in rotating order, --repeats
 rounds after a warm-up; a ratio is the median of the per-round ratios.
 """
 
@@ -73,6 +74,7 @@ def run(*, data: Path = DEFAULT_DATA, arch: str = "livenessnet", input_size: int
     from liveness.lbp import LBPClassifier
     from liveness.nets import build_model
     from liveness.runtime import prepare_faces
+    from liveness.training import make_dataset, refresh_batchnorm
 
     if not (data / "crops").is_dir():
         raise UserError(f"--data {data}: no crops/ folder (the shared data)")
@@ -80,6 +82,9 @@ def run(*, data: Path = DEFAULT_DATA, arch: str = "livenessnet", input_size: int
     tf = import_tensorflow()
     faces, labels = shared_crops(data, crops)
     cnn = build_model(arch, input_size=input_size)
+    # Left at their initial mean 0 and variance 1, a MobileNet's BatchNorm statistics give every
+    # crop the same score, and the exports' agreement would compare constants.
+    refresh_batchnorm(cnn, make_dataset(prepare_faces(faces, input_size), np.eye(2)[labels], len(faces)))
     lbp = LBPClassifier().fit(faces, labels)
     keras_fn = tf.function(lambda x: cnn(x, training=False), reduce_retracing=True)
 
@@ -98,6 +103,7 @@ def run(*, data: Path = DEFAULT_DATA, arch: str = "livenessnet", input_size: int
         originals = {"cnn-keras": keras_score, "lbp": lbp.score_live}
         base = {k: ("lbp" if k == "lbp-json" else "cnn-keras") for k in files}
         agreement = {k: float(np.abs(s.score(faces) - originals[base[k]](faces)).max()) for k, s in scorers.items()}
+        cnn_spread = float(np.std(keras_score(faces)))  # an agreement means little if every crop scores alike
         sizes = {k: p.stat().st_size for k, p in files.items()}
         tasks = {**{k: per_face(f, faces) for k, f in originals.items()}, **{k: per_face(s.score, faces) for k, s in scorers.items()}}
         LOGGER.info("timing %d lines, %d crops one at a time, %d rounds", len(tasks), len(faces), repeats)
@@ -111,9 +117,10 @@ def run(*, data: Path = DEFAULT_DATA, arch: str = "livenessnet", input_size: int
                      "max_score_difference": agreement[name], "bytes": sizes[name]}
         lines.append(line)
     result = {"machine": machine_info(), "arch": arch, "input_size": input_size, "crops": len(faces),
-              "repeats": repeats, "lines": lines}
+              "repeats": repeats, "cnn_score_sd": cnn_spread, "lines": lines}
     json_path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'line':<17}{'ms/face (median)':>17}{'x original':>12}{'max |score diff|':>18}{'size':>11}")
+    print(f"the CNN's scores over the {len(faces)} crops: standard deviation {cnn_spread:.3f}")
     for line in lines:
         extra = (f"{line['ratio']:>12.2f}{line['max_score_difference']:>18.2g}{line['bytes'] / 1024:>9.0f} KiB"
                  if "ratio" in line else "")

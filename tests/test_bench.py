@@ -87,3 +87,20 @@ def test_frames_become_640x480_without_losing_the_middle(shape):
     out = bench_inputs.to_size(frame)
     assert out.shape == (480, 640, 3)
     assert out[230:250, 310:330].max() > 0  # the centre stays the centre
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_export_benchmark_compares_a_mobilenet_whose_scores_differ(shared_data, tmp_path):
+    """Built untrained, a MobileNet scored every crop alike until its BatchNorm statistics were
+    estimated on the crops: the exports' agreement then compared constants."""
+    from benchmarks import bench_export
+
+    out = tmp_path / "export.json"
+    result = bench_export.run(data=shared_data, arch="mobilenetv3small", input_size=32, crops=8, repeats=1, json_path=out)
+    assert json.loads(out.read_text())["cnn_score_sd"] == result["cnn_score_sd"] > 0.01
+    lines = {line["id"]: line for line in result["lines"]}
+    assert set(lines) == {"cnn-keras", "cnn-onnx", "cnn-tflite", "cnn-tflite-int8", "lbp", "lbp-json"}
+    for name in ("cnn-onnx", "cnn-tflite", "lbp-json"):  # float exports: the same scores
+        assert lines[name]["max_score_difference"] < 1e-3, lines[name]
+        assert lines[name]["ratio"] > 0 and lines[name]["bytes"] > 0
