@@ -23,7 +23,6 @@ rounds after a warm-up; a ratio is the median of the per-round ratios.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import tempfile
@@ -39,6 +38,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.harness import machine_info, paired_ratio, round_robin, spread  # noqa: E402
 from liveness.cli import UserError, cli_main, ensure_parent_dir, import_tensorflow, setup_logging  # noqa: E402
+from liveness.fileio import write_json  # noqa: E402
 
 LOGGER = logging.getLogger("liveness")
 
@@ -103,7 +103,7 @@ def run(*, data: Path = DEFAULT_DATA, arch: str = "livenessnet", input_size: int
         originals = {"cnn-keras": keras_score, "lbp": lbp.score_live}
         base = {k: ("lbp" if k == "lbp-json" else "cnn-keras") for k in files}
         agreement = {k: float(np.abs(s.score(faces) - originals[base[k]](faces)).max()) for k, s in scorers.items()}
-        cnn_spread = float(np.std(keras_score(faces)))  # an agreement means little if every crop scores alike
+        cnn_sd = float(np.std(keras_score(faces)))  # an agreement means little if every crop scores alike
         sizes = {k: p.stat().st_size for k, p in files.items()}
         tasks = {**{k: per_face(f, faces) for k, f in originals.items()}, **{k: per_face(s.score, faces) for k, s in scorers.items()}}
         LOGGER.info("timing %d lines, %d crops one at a time, %d rounds", len(tasks), len(faces), repeats)
@@ -117,10 +117,10 @@ def run(*, data: Path = DEFAULT_DATA, arch: str = "livenessnet", input_size: int
                      "max_score_difference": agreement[name], "bytes": sizes[name]}
         lines.append(line)
     result = {"machine": machine_info(), "arch": arch, "input_size": input_size, "crops": len(faces),
-              "repeats": repeats, "cnn_score_sd": cnn_spread, "lines": lines}
-    json_path.write_text(json.dumps(result, indent=2) + "\n")
+              "repeats": repeats, "cnn_score_sd": cnn_sd, "lines": lines}
+    write_json(json_path, result)  # atomic: an interrupted run leaves the last JSON whole
+    print(f"the CNN's scores over the {len(faces)} crops: standard deviation {cnn_sd:.3f}")
     print(f"{'line':<17}{'ms/face (median)':>17}{'x original':>12}{'max |score diff|':>18}{'size':>11}")
-    print(f"the CNN's scores over the {len(faces)} crops: standard deviation {cnn_spread:.3f}")
     for line in lines:
         extra = (f"{line['ratio']:>12.2f}{line['max_score_difference']:>18.2g}{line['bytes'] / 1024:>9.0f} KiB"
                  if "ratio" in line else "")
