@@ -3,6 +3,7 @@ frames on a real window under a private virtual X server (Xvfb)."""
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import shutil
@@ -15,11 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_demo import DEMO, SCRIPT_TIMEOUT, read_frames
+from test_demo import DEMO, SCRIPT_TIMEOUT, read_frames, write_tiny_model
 
 import liveness_demo as demo
 from liveness import ROOT
-from liveness.annotate import LIVE_COLOUR, SPOOF_COLOUR
+from liveness.annotate import LIVE_COLOUR, PROMPT_COLOUR, SPOOF_COLOUR
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +60,14 @@ def read_xwd(path: Path) -> np.ndarray:
     return out
 
 
+def colour_mask(image: np.ndarray, *colours) -> np.ndarray:
+    """Where the image has exactly one of these BGR colours: (H, W) bool."""
+    return np.any([np.all(image == colour, axis=2) for colour in colours], axis=0)
+
+
 def label_pixels(image: np.ndarray) -> int:
     """Pixels of exactly the demo's box colours."""
-    return int(sum(np.all(image == colour, axis=2).sum() for colour in (LIVE_COLOUR, SPOOF_COLOUR)))
+    return int(colour_mask(image, LIVE_COLOUR, SPOOF_COLOUR).sum())
 
 
 @pytest.fixture(scope="session")
@@ -167,18 +173,11 @@ def test_window_shows_the_challenge_prompt(xvfb, shared_data, tmp_path):
     (issue 14's screenshot, kept as challenge_prompt.png in the test's folder). With seed 1
     the first prompt on this video comes at frame 80 and waits 4 s of video time for its
     blink, so the 100th frame, held on screen at the end, still shows it."""
-    import json
-
-    from test_demo import write_tiny_model
-
-    from liveness.annotate import PROMPT_COLOUR
-
     display, framebuffer = xvfb
     model = write_tiny_model(tmp_path / "liveness", threshold=0.0)  # texture: everything live
     args = ["--input", shared_data / "videos" / "subject01" / "real.mp4", "--model", model, "--challenge",
             "--challenge-seed", 1, "--json", "--max-frames", 100, "--hold-last-ms", 2500]
-    prompt_pixels = lambda screen: int(np.all(screen == PROMPT_COLOUR, axis=2).sum())  # noqa: E731
-    proc, shot = watch_window(args, display, framebuffer, lambda screen: prompt_pixels(screen) > 200)
+    proc, shot = watch_window(args, display, framebuffer, lambda screen: colour_mask(screen, PROMPT_COLOUR).sum() > 200)
     events = [x for x in map(json.loads, proc.stdout.splitlines()) if "event" in x]
     prompts = [e for e in events if e["event"] == "prompt"]
     assert prompts and not [e for e in events if e["event"] in ("passed", "failed")], events
@@ -186,7 +185,7 @@ def test_window_shows_the_challenge_prompt(xvfb, shared_data, tmp_path):
     cv2.imwrite(str(tmp_path / "challenge_prompt.png"), shot)
     print(f"screenshot of the prompt: {tmp_path / 'challenge_prompt.png'}")
     # The band hangs from a labelled face: its top-left corner lies on a box's bottom edge.
-    ys, xs = np.nonzero(np.all(shot == PROMPT_COLOUR, axis=2))
-    boxes = np.any([np.all(shot == c, axis=2) for c in (LIVE_COLOUR, SPOOF_COLOUR)], axis=0)
+    ys, xs = np.nonzero(colour_mask(shot, PROMPT_COLOUR))
+    boxes = colour_mask(shot, LIVE_COLOUR, SPOOF_COLOUR)
     top, left = ys.min(), xs.min()
     assert boxes[top - 3 : top + 4, left - 3 : left + 4].any(), (top, left)
