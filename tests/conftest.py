@@ -4,6 +4,8 @@ clone) but fail under CI (CI=true), where skipping would hide that they never ra
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,29 @@ def face_image():
 SMALL_SUBJECTS = ("subject04", "subject05", "subject07", "subject08", "subject09", "subject13", "subject14", "subject16")
 
 
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """The folder `build(folder)` makes, made once per test run however many xdist workers
+    ask for it: the first builds it under a file lock, the others wait and then reuse it.
+    Callers must treat it as read-only, as any session fixture's result."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): each worker builds its own
+        fcntl = None
+    root = tmp_path_factory.getbasetemp()
+    if fcntl is not None and os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # pytest-N/, this run's folder; each worker has its own popen-gwK/ below it
+    folder, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed build left
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def trained_model(shared_data, tmp_path_factory) -> Path:
     """A model folder fusing LivenessNet with colour LBP, trained briefly on the shared crops,
@@ -46,19 +71,22 @@ def trained_model(shared_data, tmp_path_factory) -> Path:
 
     Fused so the tests exercise both scorers (the CNN through OpenCV's DNN, and LBP).
     Good enough to exercise the demo and evaluate.py; its accuracy means nothing.
+    Trained once per run: the minute it takes is not spent again in the other worker.
     """
     import train
 
-    # A dataset of symlinked folders (as users assemble them), of the smaller set-ups: quick to train.
-    data = tmp_path_factory.mktemp("linked-crops")
-    for subject in SMALL_SUBJECTS:
-        (data / subject).symlink_to(shared_data / "crops" / subject, target_is_directory=True)
-    folder = tmp_path_factory.mktemp("model") / "liveness"
-    train.run(
-        dataset=[data], model=folder, scorer="fusion",
-        epochs=2, batch_size=64, group_pattern=r"subject\d+", seed=1, padding=0.1,
-    )
-    return folder
+    def build(folder: Path) -> None:
+        # A dataset of symlinked folders (as users assemble them), of the smaller set-ups: quick to train.
+        data = folder / "linked-crops"
+        data.mkdir()
+        for subject in SMALL_SUBJECTS:
+            (data / subject).symlink_to(shared_data / "crops" / subject, target_is_directory=True)
+        train.run(
+            dataset=[data], model=folder / "liveness", scorer="fusion",
+            epochs=2, batch_size=64, group_pattern=r"subject\d+", seed=1, padding=0.1,
+        )
+
+    return built_once(tmp_path_factory, "trained-model", build) / "liveness"
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +94,7 @@ def lbp_model(shared_data, tmp_path_factory) -> Path:
     """The default scorer (colour LBP alone), trained on the shared crops: a model folder."""
     import train
 
-    folder = tmp_path_factory.mktemp("lbp-model") / "liveness"
-    train.run(dataset=[shared_data / "crops"], model=folder, group_pattern=r"subject\d+", seed=1)
-    return folder
+    def build(folder: Path) -> None:
+        train.run(dataset=[shared_data / "crops"], model=folder / "liveness", group_pattern=r"subject\d+", seed=1)
+
+    return built_once(tmp_path_factory, "lbp-model", build) / "liveness"
