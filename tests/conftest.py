@@ -71,7 +71,7 @@ def trained_model(shared_data, tmp_path_factory) -> Path:
 
     Fused so the tests exercise both scorers (the CNN through OpenCV's DNN, and LBP).
     Good enough to exercise the demo and evaluate.py; its accuracy means nothing.
-    Trained once per run: the minute it takes is not spent again in the other worker.
+    Trained once per run, not again in the other xdist worker.
     """
     import train
 

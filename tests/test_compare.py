@@ -55,7 +55,7 @@ def _round_trips(model, tmp_path: Path, probe: np.ndarray) -> None:
 
 
 # MobileNetV2 is built (and Grad-CAM'd) in tests/test_explain.py; one MobileNet trains below
-# (a MobileNet's first fit spends most of a minute tracing its train step: one fit only).
+# (tracing a MobileNet's train step makes its first fit slow: one fit only).
 def test_livenessnet_trains_one_epoch_with_focal_loss_and_round_trips(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.integers(0, 256, (16, 32, 32, 3)).astype(np.uint8)
