@@ -9,10 +9,8 @@ import os
 import pickle
 import resource
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from liveness.lbp import LBPClassifier
 from liveness.model import MANIFEST, load_model, write_model
 from liveness.pipeline import Pipeline
 from liveness.sources import Source, iter_frames
+from servers import quiet_server
 
 DEMO = ROOT / "liveness_demo.py"
 SCRIPT_TIMEOUT = 120
@@ -464,31 +463,9 @@ def test_full_disk_keeps_the_previous_output_script(tiny_model, face_video, tmp_
 
 @pytest.fixture
 def silent_server():
-    """A TCP server that accepts connections and never sends a byte: its URL."""
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    held, stop = [], threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-                held.append(conn)  # kept open, never answered
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}/stream.mjpg", held
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        for conn in held:
-            conn.close()
-        server.close()
+    """A TCP server that accepts connections and never sends a byte: its URL, its connections."""
+    with quiet_server("stream.mjpg") as url_and_held:
+        yield url_and_held
 
 
 def test_silent_stream_times_out_with_one_line_script(tiny_model, silent_server):

@@ -34,6 +34,7 @@ from liveness.cli import EXIT_INTERRUPTED, EXIT_USAGE
 from liveness.crops import MANIFEST_NAME, crop_name, read_manifest
 from liveness.errors import ModelError, OutputError
 from liveness.model import MANIFEST
+from servers import quiet_server
 from test_demo import silent_server, write_tiny_model  # noqa: F401  (silent_server is a fixture)
 from test_train import write_dataset
 
@@ -284,35 +285,11 @@ def test_10_ctrl_c_while_a_stream_is_silent_ends_at_once(tiny_model, silent_serv
 @pytest.fixture
 def stalling_server():
     """An MJPEG-over-HTTP server that sends a few frames per connection, then nothing: its URL."""
-    import socket
-    import threading
-
     frame = cv2.imencode(".jpg", np.full((120, 160, 3), 90, np.uint8))[1].tobytes()
     part = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(frame) + frame + b"\r\n"
-    server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(0.2)
-    held, stop = [], threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            held.append(conn)  # kept open after the frames, never closed: the stream stalls
-            conn.recv(4096)
-            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n" + part * 30)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}/live.mjpg"
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        for conn in held:
-            conn.close()
-        server.close()
+    header = b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n"
+    with quiet_server("live.mjpg", reply=header + part * 30) as (url, _):
+        yield url
 
 
 def test_10_ctrl_c_while_a_stream_stalls_ends_at_once(tiny_model, stalling_server):
